@@ -1,0 +1,46 @@
+"""interlace: declarative mechanistic-interpretability experiments on language models.
+
+Interventions are declared as data (``interlace.interventions``), compiled to nnsight traces
+(``interlace.runtime``) and run on a model loaded with :func:`load`. The top level imports
+lazily, so ``import interlace.interventions`` pulls in neither torch nor nnsight.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it
+_EXPORTS = {
+    "load": "interlace.models.loading",
+    "Model": "interlace.models.model",
+    "ModelLoadError": "interlace.models.errors",
+    "run": "interlace.runtime.run",
+    "RunResult": "interlace.runtime.run",
+    "ChatPrompt": "interlace.runtime.prompts",
+    "Graph": "interlace.interventions",
+    "AblateHeads": "interlace.interventions",
+    "ScaleValueVectors": "interlace.interventions",
+    "ZeroValueVectors": "interlace.interventions",
+    "NegateValueVectors": "interlace.interventions",
+    "AddVector": "interlace.interventions",
+    "SteerKV": "interlace.interventions",
+    "Patch": "interlace.interventions",
+    "Capture": "interlace.interventions",
+    "Generate": "interlace.interventions",
+    "ValidationError": "interlace.interventions",
+}
+
+__all__ = sorted(_EXPORTS) + ["__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'interlace' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return __all__
