@@ -1,0 +1,232 @@
+"""``interlace.run``: validate a graph against a model, compile it, run it, label the results."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import xarray as xr
+
+from interlace.interventions import AblateHeads, Graph, Patch
+from interlace.interventions.sites import SITES
+from interlace.runtime.execute import run_forward, run_generate
+from interlace.runtime.plan import Plan, capture_graph, compile_plan
+from interlace.runtime.prompts import Batch, ChatPrompt, Prompt, encode
+from interlace.runtime.selection import Gather, gather_plan
+
+BACKENDS = ("local",)
+
+
+@dataclass
+class RunResult:
+    """What a run returns, labelled.
+
+    ``logits``: ``(example, vocab)`` at each prompt's last position, or
+    ``(example, position, vocab)`` with ``logits="all"``. ``captured``: one DataArray per
+    capture key with dims ``(example, [layer], [position], *site dims)``. With generation,
+    ``generated_ids`` ``(example, step)`` (-1 after a row ended) and ``generated_text``.
+    """
+
+    logits: xr.DataArray
+    captured: dict[str, xr.DataArray] = field(default_factory=dict)
+    generated_ids: xr.DataArray | None = None
+    generated_text: list[str] | None = None
+    prompt_tokens: list[list[int]] = field(default_factory=list)
+
+    def logprobs(self) -> xr.DataArray:
+        """Log-softmax of the logits over the vocabulary."""
+        values = torch.log_softmax(torch.as_tensor(self.logits.values), dim=-1).numpy()
+        return self.logits.copy(data=values)
+
+
+def _as_graph(graph: Graph | dict | str | Path) -> tuple[Graph, Path | None]:
+    if isinstance(graph, Graph):
+        return graph, None
+    if isinstance(graph, dict):
+        return Graph.from_dict(graph), None
+    path = Path(graph)
+    return Graph.load(path), path.parent
+
+
+def _prompt_list(prompts: Prompt | list[Prompt]) -> list[Prompt]:
+    return [prompts] if isinstance(prompts, (str, ChatPrompt)) else list(prompts)
+
+
+def _per_example(source: str | list[str], n: int) -> list[str]:
+    return [source] * n if isinstance(source, str) else list(source)
+
+
+def _references(model: Any, graph: Graph, batch: Batch) -> dict[int, Any]:
+    """Run what interventions need from other inputs: reference means and patch sources."""
+    refs: dict[int, Any] = {}
+    for i, spec in enumerate(graph.interventions):
+        if isinstance(spec, AblateHeads) and spec.mode == "mean":
+            ref = run(model, capture_graph("head_z", spec.layer, "all"), list(spec.reference))
+            z = torch.as_tensor(ref.captured["head_z"].sel(layer=spec.layer).values)
+            valid = ~torch.isnan(z).flatten(2).any(-1)  # [batch, position]
+            if spec.exclude_position_zero:
+                valid[:, 0] = False
+            if not valid.any():
+                raise ValueError(
+                    f"interventions[{i}]: no reference positions left to average (each "
+                    "reference prompt has one token and position 0 is excluded)"
+                )
+            refs[i] = z[valid].mean(0)  # [n_heads, head_dim]
+        elif isinstance(spec, Patch) or (isinstance(spec, AblateHeads) and spec.mode == "patch"):
+            site = "head_z" if isinstance(spec, AblateHeads) else spec.site
+            sources = _per_example(spec.source, batch.size)
+            src = run(model, capture_graph(site, spec.layer, spec.positions), sources)
+            values = src.captured[site]
+            if SITES[site].per_layer:
+                values = values.sel(layer=spec.layer)
+            target = gather_plan(spec.positions, batch)
+            src_counts = (values.coords["token_index"] >= 0).values.reshape(batch.size, -1).sum(1)
+            tgt_counts = target.valid.sum(1).numpy()
+            if not np.array_equal(src_counts, tgt_counts):
+                raise ValueError(
+                    f"interventions[{i}]: the source selects {src_counts.tolist()} positions "
+                    f"per example but the target {tgt_counts.tolist()}; they must match"
+                )
+            vals = torch.as_tensor(values.values)
+            if "position" not in values.dims:
+                vals = vals[:, None]
+            vals = vals.reshape(batch.size, vals.shape[1], -1) if site == "head_z" else vals
+            refs[i] = (target.index, torch.nan_to_num(vals))
+    return refs
+
+
+def run(
+    model: Any,
+    graph: Graph | dict | str | Path,
+    prompts: Prompt | list[Prompt],
+    backend: str = "local",
+    logits: str = "last",
+    base_dir: str | Path | None = None,
+) -> RunResult:
+    """Run ``graph`` on ``prompts`` and return labelled logits, captures and generations.
+
+    The graph is validated against the model (and the prompts' lengths) before anything runs;
+    a problem raises :class:`interlace.ValidationError` listing every one.
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; available: {', '.join(BACKENDS)}")
+    if logits not in ("last", "all"):
+        raise ValueError(f"logits must be 'last' or 'all', not {logits!r}")
+    graph, graph_dir = _as_graph(graph)
+    base_dir = base_dir or graph_dir
+    prompt_list = _prompt_list(prompts)
+    if not prompt_list:
+        raise ValueError("no prompts given")
+    batch = encode(model.tokenizer, prompt_list)
+    graph.validate(model.shape, prompt_lengths=batch.lengths, base_dir=base_dir)
+    plan = compile_plan(graph, model.shape, batch, _references(model, graph, batch), base_dir)
+    all_logits = logits == "all"
+    if graph.generate is None:
+        saved = run_forward(model, plan, batch, all_logits)
+    else:
+        saved = run_generate(model, plan, batch, all_logits, graph.generate.max_new_tokens,
+                             _sampling(graph))
+    return _label(model, graph, plan, batch, saved, all_logits)
+
+
+def _sampling(graph: Graph) -> dict[str, Any]:
+    g = graph.generate
+    if not g.do_sample:
+        return {"do_sample": False}
+    if g.seed is not None:
+        torch.manual_seed(g.seed)
+    kw: dict[str, Any] = {"do_sample": True, "temperature": g.temperature}
+    if g.top_p is not None:
+        kw["top_p"] = g.top_p
+    if g.top_k is not None:
+        kw["top_k"] = g.top_k
+    return kw
+
+
+def _positions_coords(g: Gather, prefix_dims: tuple[str, ...]) -> tuple[tuple[str, ...], dict]:
+    if g.squeeze:
+        return prefix_dims, {"token_index": ("example", g.token_index[:, 0].numpy())}
+    return prefix_dims + ("position",), {
+        "position": g.labels,
+        "token_index": (("example", "position"), g.token_index.numpy()),
+    }
+
+
+def _captured(graph: Graph, plan: Plan, saved: dict, shape: Any) -> dict[str, xr.DataArray]:
+    out: dict[str, xr.DataArray] = {}
+    gathers = {c.key: c.gather for op in plan.ops for c in op.captures}
+    gathers.update({c.key: c.gather for _, _, c in plan.kv_captures})
+    for cap in graph.capture:
+        site = SITES[cap.site]
+        g = gathers[cap.key]
+        layers = cap.layers.resolve(shape.n_layers) if site.per_layer else [None]
+        stacked = torch.stack([saved[(cap.key, layer)] for layer in layers], dim=1).float()
+        # [example, layer, k, width...]; padding positions become NaN
+        stacked = stacked.reshape(*stacked.shape[:3], *shape.site_width(cap.site))
+        invalid = ~g.valid
+        stacked[invalid[:, None].expand(-1, len(layers), -1)] = float("nan")
+        if g.squeeze:
+            stacked = stacked[:, :, 0]
+        dims: tuple[str, ...] = ("example", "layer")
+        dims, coords = _positions_coords(g, dims)
+        values = stacked.numpy()
+        if not site.per_layer:
+            values = values[:, 0]
+            dims = tuple(d for d in dims if d != "layer")
+        else:
+            coords["layer"] = layers
+        out[cap.key] = xr.DataArray(
+            values, dims=dims + site.trailing_dims, coords=coords, name=cap.key,
+            attrs={"site": cap.site, "dtype": cap.dtype},
+        )
+    return out
+
+
+def _label(
+    model: Any, graph: Graph, plan: Plan, batch: Batch, saved: dict, all_logits: bool
+) -> RunResult:
+    logits = saved["__logits__"].float()
+    if all_logits:
+        g = gather_plan("all", batch)
+        values = torch.stack([logits[b, g.index[b]] for b in range(batch.size)])
+        values[~g.valid] = float("nan")
+        logits_da = xr.DataArray(
+            values.numpy(), dims=("example", "position", "vocab"),
+            coords={"position": g.labels,
+                    "token_index": (("example", "position"), g.token_index.numpy())},
+        )
+    else:
+        logits_da = xr.DataArray(logits.numpy(), dims=("example", "vocab"))
+    prompt_tokens = [
+        batch.input_ids[b, batch.pad(b):].tolist() for b in range(batch.size)
+    ]
+    result = RunResult(logits_da, _captured(graph, plan, saved, model.shape),
+                       prompt_tokens=prompt_tokens)
+    if graph.generate is not None:
+        new = saved["__ids__"][:, batch.width:]
+        result.generated_ids, result.generated_text = _finish(model, new, graph)
+    return result
+
+
+def _finish(model: Any, new: torch.Tensor, graph: Graph) -> tuple[xr.DataArray, list[str]]:
+    """Cut each generated row at its first end-of-sequence token or stop string."""
+    tok = model.tokenizer
+    eos = model.hf.generation_config.eos_token_id
+    eos_ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
+    ids = new.clone()
+    texts = []
+    for b in range(ids.shape[0]):
+        row = ids[b].tolist()
+        end = next((j + 1 for j, t in enumerate(row) if t in eos_ids), len(row))
+        if graph.generate.stop:  # the shortest prefix that contains a stop string
+            end = next(
+                (j for j in range(1, end + 1)
+                 if any(s in tok.decode(row[:j]) for s in graph.generate.stop)),
+                end,
+            )
+        ids[b, end:] = -1
+        texts.append(tok.decode(row[:end]))
+    return xr.DataArray(ids.numpy(), dims=("example", "step")), texts
