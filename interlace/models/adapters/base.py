@@ -99,6 +99,7 @@ class ArchitectureTable:
     o_proj: str
     qkv: SeparateQKV | FusedQKV
     mlp: MLPWeights
+    # the layers' projections are GPT-2's Conv1D (weight [in, out]); the unembedding never is
     conv1d: bool = False
     # the embedding module multiplies its rows by sqrt(d_model) (Gemma)
     embed_scaled: bool = False
@@ -236,7 +237,7 @@ class Adapter:
             parts = torch.split(fused, [n * s.head_dim for n in heads])
         return tuple(
             None if p is None else p.reshape(n, s.head_dim, *p.shape[1:])
-            for p, n in zip(parts, heads)
+            for p, n in zip(parts, heads, strict=True)
         )
 
     def _mlp_in(self, layer_module: Any, name: str, kind: Kind) -> torch.Tensor | None:
@@ -272,8 +273,8 @@ class Adapter:
             raise KeyError(f"unknown weight {name!r}; weights are {', '.join(WEIGHTS)}")
         if name == "W_E":
             return get_path(root, self.table.embed).weight
-        if name == "W_U":
-            return self._param(root, self.table.unembed, "weight")
+        if name == "W_U":  # an nn.Linear in every family, GPT-2 included
+            return get_path(root, self.table.unembed).weight
         w = self._layer_param(root, name[2:], layer, "weight")
         if name in ("W_Q", "W_K", "W_V"):
             return w.transpose(1, 2)
