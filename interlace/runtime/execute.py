@@ -75,6 +75,8 @@ def _site_op(model: Any, op: SiteOp, plan: Plan, saved: dict, step: int) -> None
             x, changed = new, True
     if changed:
         _write(envoy, loc.side, x, whole)
+    if op.site == "logits":  # the model's logits, e.g. after Gemma 2's final softcap
+        x = adapter.final_logits(x)
     if step == 0:
         for cap in op.captures:
             saved[(cap.key, op.layer)] = edits.gather_positions(x, cap.gather.index).to(
