@@ -1,0 +1,68 @@
+"""The declarative layer: sites, intervention specs, graphs, validation, JSON/YAML round trip
+and content hashing. Data only: it imports neither torch nor nnsight (numpy and safetensors only
+when a vector file is read), so a graph can be written, checked and hashed without a model.
+"""
+
+from interlace.interventions.errors import Problem, ValidationError
+from interlace.interventions.graph import SCHEMA_VERSION, Graph
+from interlace.interventions.layers import Layers
+from interlace.interventions.positions import Positions, Slice, resolve_positions
+from interlace.interventions.sites import RESIDUAL_SITES, SITES, ModelShape, SiteInfo, SiteName
+from interlace.interventions.specs import (
+    INTERVENTION_KINDS,
+    AblateHeads,
+    AddVector,
+    Capture,
+    Generate,
+    Intervention,
+    InterventionBase,
+    NegateValueVectors,
+    Patch,
+    ScaleValueVectors,
+    SteerKV,
+    ValueVectorEdit,
+    ZeroValueVectors,
+)
+from interlace.interventions.validation import validate_graph
+from interlace.interventions.vectors import (
+    StoreVector,
+    VectorError,
+    VectorFile,
+    VectorRef,
+    load_vector,
+)
+
+__all__ = [
+    "INTERVENTION_KINDS",
+    "RESIDUAL_SITES",
+    "SCHEMA_VERSION",
+    "SITES",
+    "AblateHeads",
+    "AddVector",
+    "Capture",
+    "Generate",
+    "Graph",
+    "Intervention",
+    "InterventionBase",
+    "Layers",
+    "ModelShape",
+    "NegateValueVectors",
+    "Patch",
+    "Positions",
+    "Problem",
+    "ScaleValueVectors",
+    "SiteInfo",
+    "SiteName",
+    "Slice",
+    "SteerKV",
+    "StoreVector",
+    "ValidationError",
+    "ValueVectorEdit",
+    "VectorError",
+    "VectorFile",
+    "VectorRef",
+    "ZeroValueVectors",
+    "load_vector",
+    "resolve_positions",
+    "validate_graph",
+]
