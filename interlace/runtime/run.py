@@ -122,6 +122,7 @@ def run(
         raise ValueError("no prompts given")
     batch = encode(model.tokenizer, prompt_list)
     graph.validate(model.shape, prompt_lengths=batch.lengths, base_dir=base_dir)
+    _check_supported(graph)
     plan = compile_plan(graph, model.shape, batch, _references(model, graph, batch), base_dir)
     all_logits = logits == "all"
     if graph.generate is None:
@@ -130,6 +131,21 @@ def run(
         saved = run_generate(model, plan, batch, all_logits, graph.generate.max_new_tokens,
                              _sampling(graph))
     return _label(model, graph, plan, batch, saved, all_logits)
+
+
+def _check_supported(graph: Graph) -> None:
+    """Refuse, before any forward, what the runtime does not do yet."""
+    from interlace.interventions import Problem, ValidationError
+
+    problems = [
+        Problem(f"capture[{i}].positions", "captures record the prompt's forward; capturing "
+                "generated tokens is not supported yet", "'all' (the prompt), 'prompt', "
+                "'last', explicit prompt positions or a slice")
+        for i, cap in enumerate(graph.capture)
+        if cap.positions == "generated"
+    ]
+    if problems:
+        raise ValidationError(problems)
 
 
 def _sampling(graph: Graph) -> dict[str, Any]:
