@@ -108,8 +108,10 @@ def _load_graph(path: str):
 @app.command()
 def validate(
     file: Annotated[str, typer.Argument(help="A graph file (.yaml/.yml/.json).")],
-    model: Annotated[str | None, typer.Option("--model", "-m", help="Also check against "
-                                              "this model's shape (config only).")] = None,
+    model: Annotated[
+        str | None,
+        typer.Option("--model", "-m", help="Also check against this model's shape (config only)."),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Check a graph file; with --model also against the model's shape. Loads no weights."""
@@ -125,13 +127,23 @@ def validate(
         except ValidationError as err:
             problems = [vars(p) for p in err.problems]
     if as_json:
-        print(json.dumps({"file": file, "valid": not problems, "hash": graph.content_hash(
-            Path(file).parent), "problems": problems}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "file": file,
+                    "valid": not problems,
+                    "hash": graph.content_hash(Path(file).parent),
+                    "problems": problems,
+                },
+                indent=2,
+            )
+        )
     elif problems:
         for p in problems:
             allowed = f" (allowed: {p['allowed']})" if p.get("allowed") else ""
-            console.print(f"[red]{p['path'] or '<graph>'}[/red]: {p['message']}{allowed}",
-                          highlight=False)
+            console.print(
+                f"[red]{p['path'] or '<graph>'}[/red]: {p['message']}{allowed}", highlight=False
+            )
     else:
         console.print(f"[green]valid[/green] {file}" + (f" for {model}" if model else ""))
     if problems:
@@ -165,12 +177,22 @@ def run(
     graph_file: Annotated[str, typer.Argument(help="A graph file (.yaml/.yml/.json).")],
     prompt: Annotated[list[str], typer.Option("--prompt", "-p", help="A prompt (repeatable).")],
     model: ModelOption = "smollm2-135m",
-    tokens: Annotated[list[str] | None, typer.Option(
-        "--tokens", help="Report these tokens' logits and log-probabilities: "
-        "--tokens ' Paris' ' London'.")] = None,
-    generate: Annotated[int | None, typer.Option(
-        "--generate", help="Generate this many tokens (overrides the graph's generate).")] = None,
-    chat: Annotated[bool, typer.Option("--chat", help="Wrap prompts in the chat template.")] = False,
+    tokens: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--tokens",
+            help="Report these tokens' logits and log-probabilities: --tokens ' Paris' ' London'.",
+        ),
+    ] = None,
+    generate: Annotated[
+        int | None,
+        typer.Option(
+            "--generate", help="Generate this many tokens (overrides the graph's generate)."
+        ),
+    ] = None,
+    chat: Annotated[
+        bool, typer.Option("--chat", help="Wrap prompts in the chat template.")
+    ] = False,
     top: Annotated[int, typer.Option("--top", help="How many top next tokens to print.")] = 5,
     out: Annotated[str | None, typer.Option("--out", help="Write results to a zarr store.")] = None,
     as_json: JsonFlag = False,
@@ -204,11 +226,15 @@ def run(
         return
     for ex in report["examples"]:
         console.print(f"[bold]{ex['prompt']!r}[/bold]", highlight=False)
-        console.print("  top: " + ", ".join(f"{t['token']!r} {t['logprob']:.3f}"
-                                            for t in ex["top"]), highlight=False)
+        console.print(
+            "  top: " + ", ".join(f"{t['token']!r} {t['logprob']:.3f}" for t in ex["top"]),
+            highlight=False,
+        )
         for t in ex["tokens"]:
-            console.print(f"  {t['token']!r}: logit {t['logit']:.4f}  logprob {t['logprob']:.4f}",
-                          highlight=False)
+            console.print(
+                f"  {t['token']!r}: logit {t['logit']:.4f}  logprob {t['logprob']:.4f}",
+                highlight=False,
+            )
         if "generated" in ex:
             console.print(f"  generated: {ex['generated']!r}", highlight=False)
     if out:

@@ -149,8 +149,9 @@ class AddVector(InterventionBase):
         if isinstance(data, dict) and "layer" in data and "layers" not in data:
             data = dict(data)
             layer = data.pop("layer")
-            data["layers"] = [layer] if isinstance(layer, int) and not isinstance(
-                layer, bool) else layer
+            data["layers"] = (
+                [layer] if isinstance(layer, int) and not isinstance(layer, bool) else layer
+            )
         return data
 
 

@@ -62,7 +62,10 @@ def scatter_positions(x: torch.Tensor, index: torch.Tensor, values: torch.Tensor
 
 
 def add_to_cache(
-    cache: torch.Tensor, mask: torch.Tensor, heads: torch.Tensor, vector: torch.Tensor,
+    cache: torch.Tensor,
+    mask: torch.Tensor,
+    heads: torch.Tensor,
+    vector: torch.Tensor,
     coeff: float,
 ) -> None:
     """Add ``coeff·vector`` to cached keys or values ``[batch, kv_heads, seq, head_dim]`` at the

@@ -15,7 +15,6 @@ from typing import Any
 import nnsight
 import torch
 
-from interlace.models.adapters import get_path
 from interlace.runtime import edits
 from interlace.runtime.plan import KVEdit, Plan, SiteEdit, SiteOp
 from interlace.runtime.prompts import Batch
@@ -79,9 +78,9 @@ def _site_op(model: Any, op: SiteOp, plan: Plan, saved: dict, step: int) -> None
         x = adapter.final_logits(x)
     if step == 0:
         for cap in op.captures:
-            saved[(cap.key, op.layer)] = edits.gather_positions(x, cap.gather.index).to(
-                cap.dtype
-            ).clone()
+            saved[(cap.key, op.layer)] = (
+                edits.gather_positions(x, cap.gather.index).to(cap.dtype).clone()
+            )
 
 
 def _kv(model: Any, plan: Plan, saved: dict, step: int) -> None:
@@ -89,16 +88,16 @@ def _kv(model: Any, plan: Plan, saved: dict, step: int) -> None:
     if not plan.kv_edits and not (plan.kv_captures and step == 0):
         return
     cache = model.nnsight.output.past_key_values
+    for e in plan.kv_edits:  # edits first: captures see them, as on every other site
+        _edit_cache(cache.layers[e.layer], e, step)
     if step == 0:
         for site, layer, cap in plan.kv_captures:
             layer_cache = cache.layers[layer]
             t = layer_cache.keys if site == "k" else layer_cache.values
             t = t.transpose(1, 2)  # [batch, seq, kv_heads, head_dim]
-            saved[(cap.key, layer)] = edits.gather_positions(t, cap.gather.index).to(
-                cap.dtype
-            ).clone()
-    for e in plan.kv_edits:
-        _edit_cache(cache.layers[e.layer], e, step)
+            saved[(cap.key, layer)] = (
+                edits.gather_positions(t, cap.gather.index).to(cap.dtype).clone()
+            )
 
 
 def _edit_cache(layer_cache: Any, e: KVEdit, step: int) -> None:
@@ -141,7 +140,11 @@ def run_forward(model: Any, plan: Plan, batch: Batch, all_logits: bool) -> dict:
 
 
 def run_generate(
-    model: Any, plan: Plan, batch: Batch, all_logits: bool, max_new_tokens: int,
+    model: Any,
+    plan: Plan,
+    batch: Batch,
+    all_logits: bool,
+    max_new_tokens: int,
     sampling: dict,
 ) -> dict:
     """Generate ``max_new_tokens`` with the plan applied at every step.
@@ -154,7 +157,9 @@ def run_generate(
     with torch.inference_mode():
         with nm.generate(
             {"input_ids": batch.input_ids, "attention_mask": batch.attention_mask},
-            max_new_tokens=max_new_tokens, eos_token_id=None, **sampling,
+            max_new_tokens=max_new_tokens,
+            eos_token_id=None,
+            **sampling,
         ) as tracer:
             saved = nnsight.save({})
             for step in tracer.iter[0:max_new_tokens]:

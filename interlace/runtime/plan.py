@@ -29,8 +29,14 @@ from interlace.runtime.prompts import Batch
 from interlace.runtime.selection import Gather, covers_generated, gather_plan, prompt_mask
 
 # position of each site inside a decoder layer, in execution order
-_LAYER_ORDER = {"resid_pre": 0, "head_z": 1, "attn_out": 2, "mlp_act": 3, "mlp_out": 4,
-                "resid_post": 5}
+_LAYER_ORDER = {
+    "resid_pre": 0,
+    "head_z": 1,
+    "attn_out": 2,
+    "mlp_act": 3,
+    "mlp_out": 4,
+    "resid_post": 5,
+}
 
 
 def site_order(site: str, layer: int | None, n_layers: int) -> tuple[int, int]:
@@ -132,26 +138,46 @@ def compile_plan(
             )
         elif isinstance(spec, ValueVectorEdit):
             op("mlp_act", spec.layer).edits.append(
-                SiteEdit("scale_neurons", mask, gen,
-                         {"indices": torch.tensor(spec.indices), "factor": float(spec.factor)})
+                SiteEdit(
+                    "scale_neurons",
+                    mask,
+                    gen,
+                    {"indices": torch.tensor(spec.indices), "factor": float(spec.factor)},
+                )
             )
         elif isinstance(spec, AddVector):
             vector = _vector(spec.vector, base_dir)
             for layer in spec.layers.resolve(shape.n_layers):
                 op(spec.site, layer).edits.append(
-                    SiteEdit("add_vector", mask, gen,
-                             {"vector": vector, "coeff": spec.coeff,
-                              "normalize": spec.normalize})
+                    SiteEdit(
+                        "add_vector",
+                        mask,
+                        gen,
+                        {"vector": vector, "coeff": spec.coeff, "normalize": spec.normalize},
+                    )
                 )
         elif isinstance(spec, SteerKV):
             heads = range(shape.n_kv_heads) if spec.heads == "all" else spec.heads
-            kv_edits.append(KVEdit(spec.layer, spec.target, torch.tensor(list(heads)),
-                                   _vector(spec.vector, base_dir), spec.coeff, mask, gen))
+            kv_edits.append(
+                KVEdit(
+                    spec.layer,
+                    spec.target,
+                    torch.tensor(list(heads)),
+                    _vector(spec.vector, base_dir),
+                    spec.coeff,
+                    mask,
+                    gen,
+                )
+            )
         elif isinstance(spec, Patch):
             index, values = references[i]
             op(spec.site, spec.layer).edits.append(
-                SiteEdit("scatter_positions", torch.zeros_like(mask), False,
-                         {"index": index, "values": values})
+                SiteEdit(
+                    "scatter_positions",
+                    torch.zeros_like(mask),
+                    False,
+                    {"index": index, "values": values},
+                )
             )
         else:  # pragma: no cover - the union is closed
             raise TypeError(f"no compiler for {type(spec).__name__}")
@@ -172,5 +198,6 @@ def compile_plan(
 
 def capture_graph(site: str, layer: int | None, positions: Any) -> Graph:
     """A graph that only captures one site (used by reference runs)."""
-    return Graph(capture=[Capture(site=site, layers=None if layer is None else [layer],
-                                  positions=positions)])
+    return Graph(
+        capture=[Capture(site=site, layers=None if layer is None else [layer], positions=positions)]
+    )

@@ -28,7 +28,7 @@ class ChatPrompt:
     assistant_prefix: str = ""
 
 
-Prompt = Union[str, ChatPrompt, list[int]]
+Prompt = Union[str, ChatPrompt, list[int]]  # noqa: UP007 (a runtime alias)
 """Plain text, a chat prompt, or token ids (used as they are)."""
 
 

@@ -21,7 +21,11 @@ def token_ids(tokenizer: Any, tokens: list[str]) -> list[list[int]]:
 
 
 def summarize(
-    tokenizer: Any, result: Any, prompts: list[str], tokens: list[str], ids: list[list[int]],
+    tokenizer: Any,
+    result: Any,
+    prompts: list[str],
+    tokens: list[str],
+    ids: list[list[int]],
     top: int,
 ) -> dict:
     logits = result.logits.values
@@ -31,10 +35,23 @@ def summarize(
         order = np.argsort(-logits[b])[:top]
         ex = {
             "prompt": prompt,
-            "top": [{"token": tokenizer.decode([int(i)]), "id": int(i),
-                     "logprob": float(logprobs[b, i])} for i in order],
-            "tokens": [{"token": t, "id": i[0], "logit": float(logits[b, i[0]]),
-                        "logprob": float(logprobs[b, i[0]])} for t, i in zip(tokens, ids)],
+            "top": [
+                {
+                    "token": tokenizer.decode([int(i)]),
+                    "id": int(i),
+                    "logprob": float(logprobs[b, i]),
+                }
+                for i in order
+            ],
+            "tokens": [
+                {
+                    "token": t,
+                    "id": i[0],
+                    "logit": float(logits[b, i[0]]),
+                    "logprob": float(logprobs[b, i[0]]),
+                }
+                for t, i in zip(tokens, ids, strict=True)
+            ],
         }
         if result.generated_text is not None:
             ex["generated"] = result.generated_text[b]

@@ -6,16 +6,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import xarray as xr
 
-from interlace.interventions import AblateHeads, Graph, Patch
+from interlace.interventions import AblateHeads, Graph, Patch, Problem, ValidationError
+from interlace.interventions.positions import prompt_index
 from interlace.interventions.sites import SITES
 from interlace.runtime.execute import run_forward, run_generate
 from interlace.runtime.plan import Plan, capture_graph, compile_plan
 from interlace.runtime.prompts import Batch, ChatPrompt, Prompt, encode
-from interlace.runtime.selection import Gather, gather_plan
+from interlace.runtime.selection import Gather, gather_plan, real_positions
 
 BACKENDS = ("local",)
 
@@ -52,7 +52,13 @@ def _as_graph(graph: Graph | dict | str | Path) -> tuple[Graph, Path | None]:
 
 
 def _prompt_list(prompts: Prompt | list[Prompt]) -> list[Prompt]:
-    return [prompts] if isinstance(prompts, (str, ChatPrompt)) else list(prompts)
+    """One prompt (text, chat, or a list of token ids) or a list of them -> a list."""
+    single = isinstance(prompts, (str, ChatPrompt)) or (
+        isinstance(prompts, (list, tuple))
+        and len(prompts) > 0
+        and all(isinstance(t, int) for t in prompts)
+    )
+    return [prompts] if single else list(prompts)
 
 
 def _per_example(source: str | list[str], n: int) -> list[str]:
@@ -69,11 +75,6 @@ def _references(model: Any, graph: Graph, batch: Batch) -> dict[int, Any]:
             valid = ~torch.isnan(z).flatten(2).any(-1)  # [batch, position]
             if spec.exclude_position_zero:
                 valid[:, 0] = False
-            if not valid.any():
-                raise ValueError(
-                    f"interventions[{i}]: no reference positions left to average (each "
-                    "reference prompt has one token and position 0 is excluded)"
-                )
             refs[i] = z[valid].mean(0)  # [n_heads, head_dim]
         elif isinstance(spec, Patch) or (isinstance(spec, AblateHeads) and spec.mode == "patch"):
             site = "head_z" if isinstance(spec, AblateHeads) else spec.site
@@ -83,19 +84,63 @@ def _references(model: Any, graph: Graph, batch: Batch) -> dict[int, Any]:
             if SITES[site].per_layer:
                 values = values.sel(layer=spec.layer)
             target = gather_plan(spec.positions, batch)
-            src_counts = (values.coords["token_index"] >= 0).values.reshape(batch.size, -1).sum(1)
-            tgt_counts = target.valid.sum(1).numpy()
-            if not np.array_equal(src_counts, tgt_counts):
-                raise ValueError(
-                    f"interventions[{i}]: the source selects {src_counts.tolist()} positions "
-                    f"per example but the target {tgt_counts.tolist()}; they must match"
-                )
             vals = torch.as_tensor(values.values)
             if "position" not in values.dims:
                 vals = vals[:, None]
             vals = vals.reshape(batch.size, vals.shape[1], -1) if site == "head_z" else vals
             refs[i] = (target.index, torch.nan_to_num(vals))
     return refs
+
+
+def _check_sources(model: Any, graph: Graph, batch: Batch) -> None:
+    """Check reference and source prompts against the positions they must supply, before any
+    forward: one :class:`ValidationError` with every problem."""
+    problems: list[Problem] = []
+    for i, spec in enumerate(graph.interventions):
+        path = f"interventions[{i}]"
+        if isinstance(spec, AblateHeads) and spec.mode == "mean":
+            lengths = encode(model.tokenizer, list(spec.reference)).lengths
+            if sum(n - int(spec.exclude_position_zero) for n in lengths) <= 0:
+                problems.append(
+                    Problem(
+                        f"{path}.reference",
+                        "no positions left to average: every reference "
+                        "prompt has one token and position 0 is excluded",
+                        "a reference prompt of two or more tokens, or exclude_position_zero: false",
+                    )
+                )
+        elif isinstance(spec, Patch) or (isinstance(spec, AblateHeads) and spec.mode == "patch"):
+            sources = encode(model.tokenizer, _per_example(spec.source, batch.size)).lengths
+            problem = _source_problem(spec.positions, sources, batch.lengths, path)
+            if problem is not None:
+                problems.append(problem)
+    if problems:
+        raise ValidationError(problems)
+
+
+def _source_problem(
+    positions: Any, sources: list[int], targets: list[int], path: str
+) -> Problem | None:
+    """The first way the source prompts cannot supply the target's positions, if any."""
+    for b, (n_src, n_tgt) in enumerate(zip(sources, targets, strict=True)):
+        if isinstance(positions, list):
+            bad = [j for j, p in enumerate(positions) if prompt_index(p, n_src) is None]
+            if bad:
+                return Problem(
+                    f"{path}.positions[{bad[0]}]",
+                    f"position {positions[bad[0]]} is outside example {b}'s {n_src}-token source",
+                    f"-{n_src} to {n_src - 1}",
+                )
+        n_s, n_t = len(real_positions(positions, n_src)), len(real_positions(positions, n_tgt))
+        if n_s != n_t:
+            return Problem(
+                f"{path}.source",
+                f"example {b}: the source selects {n_s} "
+                f"position(s) but the target {n_t}; the k-th target position takes "
+                "the source's k-th",
+                "a source that selects as many positions",
+            )
+    return None
 
 
 def run(
@@ -123,24 +168,26 @@ def run(
     batch = encode(model.tokenizer, prompt_list)
     graph.validate(model.shape, prompt_lengths=batch.lengths, base_dir=base_dir)
     _check_supported(graph)
+    _check_sources(model, graph, batch)
     plan = compile_plan(graph, model.shape, batch, _references(model, graph, batch), base_dir)
     all_logits = logits == "all"
     if graph.generate is None:
         saved = run_forward(model, plan, batch, all_logits)
     else:
-        saved = run_generate(model, plan, batch, all_logits, graph.generate.max_new_tokens,
-                             _sampling(graph))
+        saved = run_generate(
+            model, plan, batch, all_logits, graph.generate.max_new_tokens, _sampling(graph)
+        )
     return _label(model, graph, plan, batch, saved, all_logits)
 
 
 def _check_supported(graph: Graph) -> None:
     """Refuse, before any forward, what the runtime does not do yet."""
-    from interlace.interventions import Problem, ValidationError
-
     problems = [
-        Problem(f"capture[{i}].positions", "captures record the prompt's forward; capturing "
-                "generated tokens is not supported yet", "'all' (the prompt), 'prompt', "
-                "'last', explicit prompt positions or a slice")
+        Problem(
+            f"capture[{i}].positions",
+            "captures record the prompt's forward; capturing generated tokens is not supported yet",
+            "'all' (the prompt), 'prompt', 'last', explicit prompt positions or a slice",
+        )
         for i, cap in enumerate(graph.capture)
         if cap.positions == "generated"
     ]
@@ -195,7 +242,10 @@ def _captured(graph: Graph, plan: Plan, saved: dict, shape: Any) -> dict[str, xr
         else:
             coords["layer"] = layers
         out[cap.key] = xr.DataArray(
-            values, dims=dims + site.trailing_dims, coords=coords, name=cap.key,
+            values,
+            dims=dims + site.trailing_dims,
+            coords=coords,
+            name=cap.key,
             attrs={"site": cap.site, "dtype": cap.dtype},
         )
     return out
@@ -210,19 +260,21 @@ def _label(
         values = torch.stack([logits[b, g.index[b]] for b in range(batch.size)])
         values[~g.valid] = float("nan")
         logits_da = xr.DataArray(
-            values.numpy(), dims=("example", "position", "vocab"),
-            coords={"position": g.labels,
-                    "token_index": (("example", "position"), g.token_index.numpy())},
+            values.numpy(),
+            dims=("example", "position", "vocab"),
+            coords={
+                "position": g.labels,
+                "token_index": (("example", "position"), g.token_index.numpy()),
+            },
         )
     else:
         logits_da = xr.DataArray(logits.numpy(), dims=("example", "vocab"))
-    prompt_tokens = [
-        batch.input_ids[b, batch.pad(b):].tolist() for b in range(batch.size)
-    ]
-    result = RunResult(logits_da, _captured(graph, plan, saved, model.shape),
-                       prompt_tokens=prompt_tokens)
+    prompt_tokens = [batch.input_ids[b, batch.pad(b) :].tolist() for b in range(batch.size)]
+    result = RunResult(
+        logits_da, _captured(graph, plan, saved, model.shape), prompt_tokens=prompt_tokens
+    )
     if graph.generate is not None:
-        new = saved["__ids__"][:, batch.width:]
+        new = saved["__ids__"][:, batch.width :]
         result.generated_ids, result.generated_text = _finish(model, new, graph)
     return result
 
@@ -239,8 +291,11 @@ def _finish(model: Any, new: torch.Tensor, graph: Graph) -> tuple[xr.DataArray, 
         end = next((j + 1 for j, t in enumerate(row) if t in eos_ids), len(row))
         if graph.generate.stop:  # the shortest prefix that contains a stop string
             end = next(
-                (j for j in range(1, end + 1)
-                 if any(s in tok.decode(row[:j]) for s in graph.generate.stop)),
+                (
+                    j
+                    for j in range(1, end + 1)
+                    if any(s in tok.decode(row[:j]) for s in graph.generate.stop)
+                ),
                 end,
             )
         ids[b, end:] = -1

@@ -1,0 +1,34 @@
+"""Shared fixtures."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def smollm2() -> Any:
+    """The bundled SmolLM2-135M, loaded once per session."""
+    import interlace as il
+
+    return il.load()
+
+
+@pytest.fixture(scope="session")
+def tiny_wrapped(smollm2: Any) -> Callable[[str], Any]:
+    """``tiny_wrapped(family)``: the tiny random model of ``family`` (SmolLM2's vocabulary and
+    tokenizer), wrapped as an interlace ``Model``; built once per session and family."""
+    from interlace.models.model import Model
+    from interlace.models.tiny import tiny_model
+
+    built: dict[str, Any] = {}
+
+    def get(family: str) -> Any:
+        if family not in built:
+            hf = tiny_model(family, vocab_size=smollm2.shape.vocab)
+            built[family] = Model.wrap(hf, smollm2.tokenizer, name=f"tiny-{family}")
+        return built[family]
+
+    return get
