@@ -78,6 +78,7 @@ def add_to_cache(
 
 
 def gather_positions(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    """``x[b, index[b]]`` for every row: ``[batch, k, ...]``."""
+    """``x[b, index[b]]`` for every row: ``[batch, k, ...]``, always a copy (advanced indexing),
+    so a capture never aliases an activation that a later edit changes in place."""
     rows = torch.arange(x.shape[0], device=x.device)[:, None].expand_as(index)
     return x[rows, index.to(x.device)]

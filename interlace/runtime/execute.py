@@ -79,7 +79,7 @@ def _site_op(model: Any, op: SiteOp, plan: Plan, saved: dict, step: int) -> None
     if step == 0:
         for cap in op.captures:
             saved[(cap.key, op.layer)] = (
-                edits.gather_positions(x, cap.gather.index).to(cap.dtype).clone()
+                edits.gather_positions(x, cap.gather.index).to(cap.dtype)
             )
 
 
@@ -96,7 +96,7 @@ def _kv(model: Any, plan: Plan, saved: dict, step: int) -> None:
             t = layer_cache.keys if site == "k" else layer_cache.values
             t = t.transpose(1, 2)  # [batch, seq, kv_heads, head_dim]
             saved[(cap.key, layer)] = (
-                edits.gather_positions(t, cap.gather.index).to(cap.dtype).clone()
+                edits.gather_positions(t, cap.gather.index).to(cap.dtype)
             )
 
 
