@@ -31,6 +31,14 @@ _EXPORTS = {
     "Capture": "interlace.interventions",
     "Generate": "interlace.interventions",
     "ValidationError": "interlace.interventions",
+    "cache": "interlace.stores.job",
+    "open_store": "interlace.stores.reader",
+    "StoreError": "interlace.stores.errors",
+    "ForkReadout": "interlace.interventions",
+    "Every": "interlace.interventions",
+    "AtTokens": "interlace.interventions",
+    "AfterMatch": "interlace.interventions",
+    "confidence": "interlace.runtime.fork",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

@@ -7,6 +7,7 @@ from interlace.interventions.errors import Problem, ValidationError
 from interlace.interventions.graph import SCHEMA_VERSION, Graph
 from interlace.interventions.layers import Layers
 from interlace.interventions.positions import Positions, Slice, resolve_positions
+from interlace.interventions.readouts import AfterMatch, AtTokens, Every, ForkReadout
 from interlace.interventions.sites import RESIDUAL_SITES, SITES, ModelShape, SiteInfo, SiteName
 from interlace.interventions.specs import (
     INTERVENTION_KINDS,
@@ -39,6 +40,10 @@ __all__ = [
     "SITES",
     "AblateHeads",
     "AddVector",
+    "AfterMatch",
+    "AtTokens",
+    "Every",
+    "ForkReadout",
     "Capture",
     "Generate",
     "Graph",

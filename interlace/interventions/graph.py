@@ -19,6 +19,7 @@ from typing_extensions import Self
 
 from interlace.interventions.base import Spec
 from interlace.interventions.errors import Problem, ValidationError, field_error
+from interlace.interventions.readouts import ForkReadout
 from interlace.interventions.sites import ModelShape
 from interlace.interventions.specs import Capture, Generate, Intervention
 from interlace.interventions.validation import validate_graph
@@ -35,6 +36,8 @@ class Graph(Spec):
     interventions: list[Intervention] = pydantic.Field(default_factory=list)
     capture: list[Capture] = pydantic.Field(default_factory=list)
     generate: Generate | None = None
+    readouts: list[ForkReadout] = pydantic.Field(default_factory=list)
+    """Fork readouts of the generated response (each example's prompt + its generation)."""
 
     @pydantic.model_validator(mode="after")
     def _distinct_capture_keys(self) -> Graph:

@@ -78,9 +78,7 @@ def _site_op(model: Any, op: SiteOp, plan: Plan, saved: dict, step: int) -> None
         x = adapter.final_logits(x)
     if step == 0:
         for cap in op.captures:
-            saved[(cap.key, op.layer)] = (
-                edits.gather_positions(x, cap.gather.index).to(cap.dtype)
-            )
+            saved[(cap.key, op.layer)] = edits.gather_positions(x, cap.gather.index).to(cap.dtype)
 
 
 def _kv(model: Any, plan: Plan, saved: dict, step: int) -> None:
@@ -95,9 +93,7 @@ def _kv(model: Any, plan: Plan, saved: dict, step: int) -> None:
             layer_cache = cache.layers[layer]
             t = layer_cache.keys if site == "k" else layer_cache.values
             t = t.transpose(1, 2)  # [batch, seq, kv_heads, head_dim]
-            saved[(cap.key, layer)] = (
-                edits.gather_positions(t, cap.gather.index).to(cap.dtype)
-            )
+            saved[(cap.key, layer)] = edits.gather_positions(t, cap.gather.index).to(cap.dtype)
 
 
 def _edit_cache(layer_cache: Any, e: KVEdit, step: int) -> None:
@@ -126,16 +122,21 @@ def _logits(model: Any, saved: dict, all_positions: bool) -> None:
     saved["__logits__"] = (logits if all_positions else logits[:, -1]).clone()
 
 
-def run_forward(model: Any, plan: Plan, batch: Batch, all_logits: bool) -> dict:
-    """One forward pass with the plan applied; returns what it saved."""
+def run_forward(
+    model: Any, plan: Plan, inputs: dict[str, Any], all_logits: bool, keep_cache: bool = False
+) -> dict:
+    """One forward pass over ``inputs`` (model keyword arguments) with the plan applied; returns
+    what it saved, and the KV cache under ``"__cache__"`` when ``keep_cache``."""
     nm = model.nnsight
     with torch.inference_mode():
-        with nm.trace(batch.model_inputs()):
+        with nm.trace(**inputs):
             saved = nnsight.save({})
             for op in plan.ops:
                 _site_op(model, op, plan, saved, 0)
             _logits(model, saved, all_logits)
             _kv(model, plan, saved, 0)
+            if keep_cache:
+                saved["__cache__"] = nm.output.past_key_values
     return saved
 
 

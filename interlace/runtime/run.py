@@ -27,7 +27,8 @@ class RunResult:
     ``logits``: ``(example, vocab)`` at each prompt's last position, or
     ``(example, position, vocab)`` with ``logits="all"``. ``captured``: one DataArray per
     capture key with dims ``(example, [layer], [position], *site dims)``. With generation,
-    ``generated_ids`` ``(example, step)`` (-1 after a row ended) and ``generated_text``.
+    ``generated_ids`` ``(example, step)`` (-1 after a row ended) and ``generated_text``;
+    with fork readouts, ``readouts[example][key]``: a Dataset over checkpoints.
     """
 
     logits: xr.DataArray
@@ -35,6 +36,7 @@ class RunResult:
     generated_ids: xr.DataArray | None = None
     generated_text: list[str] | None = None
     prompt_tokens: list[list[int]] = field(default_factory=list)
+    readouts: list[dict[str, xr.Dataset]] | None = None
 
     def logprobs(self) -> xr.DataArray:
         """Log-softmax of the logits over the vocabulary."""
@@ -65,8 +67,9 @@ def _per_example(source: str | list[str], n: int) -> list[str]:
     return [source] * n if isinstance(source, str) else list(source)
 
 
-def _references(model: Any, graph: Graph, batch: Batch) -> dict[int, Any]:
-    """Run what interventions need from other inputs: reference means and patch sources."""
+def references(model: Any, graph: Graph, batch: Batch | None) -> dict[int, Any]:
+    """Run what interventions need from other inputs: reference means and patch sources
+    (``batch`` is the target, needed for patches only)."""
     refs: dict[int, Any] = {}
     for i, spec in enumerate(graph.interventions):
         if isinstance(spec, AblateHeads) and spec.mode == "mean":
@@ -169,15 +172,83 @@ def run(
     graph.validate(model.shape, prompt_lengths=batch.lengths, base_dir=base_dir)
     _check_supported(graph)
     _check_sources(model, graph, batch)
-    plan = compile_plan(graph, model.shape, batch, _references(model, graph, batch), base_dir)
+    _check_readouts(model, graph)
+    refs = references(model, graph, batch)
+    # readouts with steer "readout" read a response generated without the interventions
+    steered = (
+        graph
+        if not graph.readouts or graph.readouts[0].steer != "readout"
+        else (graph.model_copy(update={"interventions": []}))
+    )
+    plan = compile_plan(steered, model.shape, batch, refs, base_dir)
     all_logits = logits == "all"
     if graph.generate is None:
-        saved = run_forward(model, plan, batch, all_logits)
+        saved = run_forward(model, plan, batch.model_inputs(), all_logits)
     else:
         saved = run_generate(
             model, plan, batch, all_logits, graph.generate.max_new_tokens, _sampling(graph)
         )
-    return _label(model, graph, plan, batch, saved, all_logits)
+    result = _label(model, graph, plan, batch, saved, all_logits)
+    if graph.readouts:
+        result.readouts = _readouts(model, graph, result, refs)
+    return result
+
+
+def _check_readouts(model: Any, graph: Graph) -> None:
+    """Readouts need a generation, agree on whether it is steered, and tokenize; checked
+    before any forward."""
+    from interlace.runtime.fork import check_readout_interventions, readout_tokens
+
+    if not graph.readouts:
+        return
+    if graph.generate is None:
+        raise ValidationError(
+            [
+                Problem(
+                    "readouts",
+                    "a fork readout in a graph reads the generated response, and this "
+                    "graph does not generate",
+                    "a generate section, or il.confidence(..., response=...) for a given response",
+                )
+            ]
+        )
+    if len({r.steer == "readout" for r in graph.readouts}) > 1:
+        raise ValidationError(
+            [
+                Problem(
+                    "readouts",
+                    "the readouts disagree on whether the generation is steered",
+                    "steer 'readout' on all readouts or on none",
+                )
+            ]
+        )
+    if any(r.steer != "generation" for r in graph.readouts):
+        check_readout_interventions(graph)
+    for i, r in enumerate(graph.readouts):
+        readout_tokens(model.tokenizer, r, f"readouts[{i}]")
+
+
+def _readouts(
+    model: Any, graph: Graph, result: RunResult, refs: dict[int, Any]
+) -> list[dict[str, xr.Dataset]]:
+    """Each example's readouts over its prompt and generated response (its end-of-sequence
+    token left out: the answer is read after the thinking, not after the turn ended)."""
+    from interlace.runtime.fork import fork_readout, plan_fork
+
+    eos = model.hf.generation_config.eos_token_id
+    eos_ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
+    out = []
+    for b, prompt_ids in enumerate(result.prompt_tokens):
+        response = [int(t) for t in result.generated_ids.values[b] if t >= 0]
+        if response and response[-1] in eos_ids:
+            response = response[:-1]
+        per_example = {}
+        for i, r in enumerate(graph.readouts):
+            fp = plan_fork(model.tokenizer, r, prompt_ids, response, f"readouts[{i}]")
+            steering = list(graph.interventions) if r.steer != "generation" else []
+            per_example[r.key] = fork_readout(model, r, fp, steering, refs)
+        out.append(per_example)
+    return out
 
 
 def _check_supported(graph: Graph) -> None:

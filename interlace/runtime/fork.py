@@ -1,0 +1,335 @@
+"""Fork readouts: answer confidence along a chain of thought.
+
+For each checkpoint t of a response, the readout is the model's distribution after
+``prompt + response[:t] + suffix``. The slow way runs that sequence afresh for every t. Here
+the prefix ``prompt + response`` runs once; its KV cache is shared by every checkpoint, and
+the checkpoints' suffixes are packed into one forward per chunk: suffix tokens of checkpoint t
+sit at position ids ``len(prompt) + t + j`` and a 4-D additive mask lets them see the cache up to
+``len(prompt) + t`` and their own suffix (and, for a multi-token choice, its earlier tokens).
+Causal attention makes the cache prefix up to t exactly what a fresh forward of
+``prefix[:t]`` computes, so both ways agree to float precision.
+
+Token ids are joined, never text: the suffix's ids are appended to the prefix's ids. Re-tokenising
+the joined text could merge tokens across the boundary (``"...is" + " Yes"`` may tokenize
+differently from either part), so the readout would no longer measure the response the model
+produced, and the checkpoint's prefix would not be a prefix of the forward that made the cache.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import xarray as xr
+
+from interlace.interventions import (
+    AblateHeads,
+    AddVector,
+    AfterMatch,
+    AtTokens,
+    Every,
+    ForkReadout,
+    Graph,
+    Problem,
+    ValidationError,
+    ValueVectorEdit,
+)
+from interlace.runtime.execute import run_forward
+from interlace.runtime.plan import compile_plan
+from interlace.runtime.prompts import ChatPrompt, Prompt, encode, encode_ids
+
+READOUT_INTERVENTIONS = (AddVector, ValueVectorEdit, AblateHeads)
+
+
+def tokens_of(tokenizer: Any, text: str) -> list[int]:
+    return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+@dataclass
+class ForkPlan:
+    """A readout's inputs in token ids, checked."""
+
+    prompt: list[int]
+    response: list[int]
+    suffix: list[int]
+    choices: list[list[int]]
+    checkpoints: list[int]
+
+
+def checkpoints(at: Any, response: list[int], tokenizer: Any) -> list[int]:
+    """Response-token counts at which to read (0 = before the response)."""
+    n = len(response)
+    if at == "end":
+        return [n]
+    if isinstance(at, Every):
+        return list(range(at.every, n + 1, at.every))
+    if isinstance(at, AtTokens):
+        return list(at.tokens)
+    assert isinstance(at, AfterMatch)
+    # character offset where each token's text ends, decoding growing prefixes
+    ends = [len(tokenizer.decode(response[: t + 1])) for t in range(n)]
+    text = tokenizer.decode(response)
+    pattern = at.after if at.regex else re.escape(at.after)
+    out = []
+    for match in re.finditer(pattern, text):
+        t = next((i + 1 for i, end in enumerate(ends) if end >= match.end()), n)
+        if not out or out[-1] != t:
+            out.append(t)
+    return out
+
+
+def readout_tokens(tokenizer: Any, readout: ForkReadout, path: str) -> tuple[list, list]:
+    """The suffix's and choices' token ids; a part that tokenizes to nothing is a problem."""
+    problems = []
+    suffix = tokens_of(tokenizer, readout.suffix)
+    if not suffix:
+        problems.append(
+            Problem(
+                f"{path}.suffix",
+                f"suffix {readout.suffix!r} tokenizes to nothing",
+                "a suffix of at least one token",
+            )
+        )
+    choices = [tokens_of(tokenizer, c) for c in readout.choices]
+    for i, (text, ids) in enumerate(zip(readout.choices, choices, strict=True)):
+        if not ids:
+            problems.append(
+                Problem(
+                    f"{path}.choices[{i}]",
+                    f"choice {text!r} tokenizes to nothing",
+                    "a choice of at least one token",
+                )
+            )
+    if problems:
+        raise ValidationError(problems)
+    return suffix, choices
+
+
+def plan_fork(
+    tokenizer: Any, readout: ForkReadout, prompt: list[int], response: list[int], path: str
+) -> ForkPlan:
+    """Tokenize and check a readout before any forward of it. A response too short for any
+    checkpoint gives an empty readout, not an error (generated responses vary in length)."""
+    suffix, choices = readout_tokens(tokenizer, readout, path)
+    points = checkpoints(readout.at, response, tokenizer)
+    beyond = [t for t in points if t > len(response)]
+    if beyond:
+        raise ValidationError(
+            [
+                Problem(
+                    f"{path}.at",
+                    f"checkpoint(s) {beyond} beyond the {len(response)}-token response",
+                    f"0 to {len(response)} response tokens",
+                )
+            ]
+        )
+    return ForkPlan(prompt, response, suffix, choices, points)
+
+
+def check_readout_interventions(graph: Graph, path: str = "interventions") -> None:
+    """The interventions a readout forward can apply: position-independent edits ('all')."""
+    problems = [
+        Problem(
+            f"{path}[{i}]",
+            f"{spec.kind} with positions {spec.positions!r} cannot be "
+            "applied during a fork readout",
+            "add_vector, value-vector edits and zero/mean "
+            "ablate_heads with positions 'all', or steer: generation",
+        )
+        for i, spec in enumerate(graph.interventions)
+        if not isinstance(spec, READOUT_INTERVENTIONS)
+        or spec.positions != "all"
+        or getattr(spec, "mode", "zero") == "patch"
+    ]
+    if problems:
+        raise ValidationError(problems)
+
+
+@dataclass
+class Packed:
+    """One chunk's packed suffix tree: token ids, position ids, the mask, and where to read."""
+
+    ids: list[int]
+    positions: list[int]
+    mask: torch.Tensor  # [1, 1, n, prefix_len + n] additive
+    suffix_last: list[int]  # per checkpoint: index of the last suffix token
+    choice_reads: list[list[list[tuple[int, int]]]]  # [checkpoint][choice] -> (row, token id)
+
+
+def pack(fp: ForkPlan, chunk: list[int], dtype: torch.dtype) -> Packed:
+    """Pack ``chunk``'s checkpoints: each checkpoint's suffix, then each multi-token choice's
+    continuation, every token attending to its own ancestors only."""
+    P, L = len(fp.prompt), len(fp.response)
+    ids: list[int] = []
+    positions: list[int] = []
+    ancestors: list[list[int]] = []
+    visible: list[int] = []  # how much of the prefix cache each packed token sees
+    suffix_last, choice_reads = [], []
+    for t in chunk:
+        chain: list[int] = []
+        for j, tok in enumerate(fp.suffix):
+            chain = [*chain, len(ids)]
+            ids.append(tok)
+            positions.append(P + t + j)
+            ancestors.append(chain)
+            visible.append(P + t)
+        last = chain[-1]
+        suffix_last.append(last)
+        reads = []
+        for choice in fp.choices:
+            row_reads, branch, prev = [(last, choice[0])], chain, last
+            for i, tok in enumerate(choice[:-1]):  # continuation feeding the next choice token
+                branch = [*branch, len(ids)]
+                ids.append(tok)
+                positions.append(P + t + len(fp.suffix) + i)
+                ancestors.append(branch)
+                visible.append(P + t)
+                prev = branch[-1]
+                row_reads.append((prev, choice[i + 1]))
+            reads.append(row_reads)
+        choice_reads.append(reads)
+    n = len(ids)
+    mask = torch.full((n, P + L + n), torch.finfo(dtype).min, dtype=dtype)
+    for row in range(n):
+        mask[row, : visible[row]] = 0
+        mask[row, [P + L + a for a in ancestors[row]]] = 0
+    return Packed(ids, positions, mask[None, None], suffix_last, choice_reads)
+
+
+def _read_chunk(model: Any, plan: Any, cache: Any, packed: Packed) -> torch.Tensor:
+    """Log-softmax logits ``[n, vocab]`` of one packed forward; the shared cache is cropped
+    back afterwards so the next chunk forks the same prefix."""
+    n = len(packed.ids)
+    inputs = {
+        "input_ids": torch.tensor([packed.ids]),
+        "attention_mask": packed.mask,
+        "position_ids": torch.tensor([packed.positions]),
+        "past_key_values": cache,
+        "use_cache": True,
+    }
+    try:
+        saved = run_forward(model, plan, inputs, all_logits=True)
+    finally:
+        cache.crop(-n)
+    return torch.log_softmax(saved["__logits__"][0].float(), dim=-1)
+
+
+def fork_readout(
+    model: Any,
+    readout: ForkReadout,
+    fp: ForkPlan,
+    interventions: list[Any],
+    references: dict[int, Any] | None = None,
+) -> xr.Dataset:
+    """Run one readout for one example (``fp`` from :func:`plan_fork`)."""
+    graph = Graph(interventions=interventions)
+    prefix = encode_ids([fp.prompt + fp.response], pad_id=0)
+    refs = references or {}
+    prefix_plan = compile_plan(graph, model.shape, prefix, refs)
+    k, n_cp = len(fp.choices), len(fp.checkpoints)
+    logprob = np.zeros((n_cp, k))
+    top_ids = np.zeros((n_cp, readout.top_k), dtype=np.int64)
+    top_lp = np.zeros((n_cp, readout.top_k))
+    if n_cp == 0:
+        return _dataset(model.tokenizer, readout, fp, logprob, top_ids, top_lp)
+    saved = run_forward(
+        model, prefix_plan, prefix.model_inputs(), all_logits=False, keep_cache=True
+    )
+    cache = saved["__cache__"]
+    for start in range(0, n_cp, readout.chunk_size):
+        chunk = fp.checkpoints[start : start + readout.chunk_size]
+        packed = pack(fp, chunk, dtype=next(model.hf.parameters()).dtype)
+        suffix = encode_ids([packed.ids], pad_id=0)
+        lp = _read_chunk(model, compile_plan(graph, model.shape, suffix, refs), cache, packed)
+        for c, (last, reads) in enumerate(
+            zip(packed.suffix_last, packed.choice_reads, strict=True)
+        ):
+            row = start + c
+            for i, choice_reads in enumerate(reads):
+                logprob[row, i] = sum(float(lp[r, tok]) for r, tok in choice_reads)
+            values, idx = lp[last].topk(readout.top_k)
+            top_ids[row], top_lp[row] = idx.numpy(), values.numpy()
+    return _dataset(model.tokenizer, readout, fp, logprob, top_ids, top_lp)
+
+
+def _dataset(
+    tokenizer: Any,
+    readout: ForkReadout,
+    fp: ForkPlan,
+    logprob: np.ndarray,
+    top_ids: np.ndarray,
+    top_lp: np.ndarray,
+) -> xr.Dataset:
+    mass = np.exp(logprob).sum(1)
+    norm = np.exp(logprob - logprob.max(1, keepdims=True))
+    norm /= norm.sum(1, keepdims=True)
+    log_odds = (
+        logprob[:, 0] - logprob[:, 1] if logprob.shape[1] >= 2 else np.full(len(mass), np.nan)
+    )
+    coords = {
+        "checkpoint": np.arange(len(fp.checkpoints)),
+        "choice": list(readout.choices),
+        "token_index": ("checkpoint", np.array(fp.checkpoints)),
+        "text": ("checkpoint", [tokenizer.decode(fp.response[:t]) for t in fp.checkpoints]),
+    }
+    top_tokens = np.array([tokenizer.decode([int(i)]) for i in top_ids.ravel()], dtype=str).reshape(
+        top_ids.shape
+    )
+    return xr.Dataset(
+        {
+            "logprob": (("checkpoint", "choice"), logprob),
+            "prob": (("checkpoint", "choice"), norm),
+            "log_odds": ("checkpoint", log_odds),
+            "mass": ("checkpoint", mass),
+            "low_mass": ("checkpoint", mass < readout.min_mass),
+            "top_token": (("checkpoint", "rank"), top_tokens),
+            "top_id": (("checkpoint", "rank"), top_ids),
+            "top_logprob": (("checkpoint", "rank"), top_lp),
+        },
+        coords=coords,
+        attrs={
+            "suffix": readout.suffix,
+            "readout": readout.to_json(indent=None),
+            "prompt_tokens": len(fp.prompt),
+            "response_tokens": len(fp.response),
+        },
+    )
+
+
+def confidence(
+    model: Any,
+    prompt: Prompt,
+    readout: ForkReadout,
+    response: str | list[int] | None = None,
+    graph: Graph | None = None,
+) -> xr.Dataset:
+    """Answer confidence along ``response`` to ``prompt``.
+
+    A string prompt is wrapped in the chat template (``ChatPrompt(user=prompt)``); the response
+    is the assistant's text (tokenized on its own, or given as ids). Without a response,
+    ``graph`` must generate one: its interventions then apply as ``readout.steer`` says.
+    """
+    from interlace.runtime.run import references, run
+
+    graph = graph or Graph()
+    if isinstance(prompt, str):
+        prompt = ChatPrompt(user=prompt)
+    if response is None:
+        if graph.generate is None:
+            raise ValueError("give a response, or a graph that generates one")
+        out = run(model, graph.model_copy(update={"readouts": [readout]}), [prompt])
+        return out.readouts[0][readout.key]
+    prompt_ids = encode(model.tokenizer, [prompt]).input_ids[0].tolist()
+    response_ids = (
+        tokens_of(model.tokenizer, response) if isinstance(response, str) else list(response)
+    )
+    fp = plan_fork(model.tokenizer, readout, prompt_ids, response_ids, "readout")
+    steering = graph.interventions if readout.steer != "generation" else []
+    if steering:
+        check_readout_interventions(graph)
+    graph.validate(model.shape, prompt_lengths=[len(prompt_ids)])
+    refs = references(model, Graph(interventions=steering), None)
+    return fork_readout(model, readout, fp, list(steering), refs)
