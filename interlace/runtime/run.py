@@ -183,7 +183,10 @@ def run(
     plan = compile_plan(steered, model.shape, batch, refs, base_dir)
     all_logits = logits == "all"
     if graph.generate is None:
-        saved = run_forward(model, plan, batch.model_inputs(), all_logits)
+        inputs = batch.model_inputs()
+        if not all_logits and not any(op.site == "logits" for op in plan.ops):
+            inputs["logits_to_keep"] = 1  # the unembedding of the last position only
+        saved = run_forward(model, plan, inputs, all_logits)
     else:
         saved = run_generate(
             model, plan, batch, all_logits, graph.generate.max_new_tokens, _sampling(graph)
