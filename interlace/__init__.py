@@ -39,6 +39,10 @@ _EXPORTS = {
     "AtTokens": "interlace.interventions",
     "AfterMatch": "interlace.interventions",
     "confidence": "interlace.runtime.fork",
+    "logit_lens": "interlace.analyses.lens",
+    "TunedLens": "interlace.analyses.tuned_lens",
+    "train_tuned_lens": "interlace.analyses.tuned_lens",
+    "train_probes": "interlace.analyses.probes",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

@@ -251,6 +251,21 @@ def demo(
     run_demo(model, console)
 
 
+from interlace.stores.commands import cache_command, store_app  # noqa: E402
+
+app.command("cache")(cache_command)
+app.add_typer(store_app, name="store")
+
+from interlace.runtime.commands import confidence_command  # noqa: E402
+
+app.command("confidence", context_settings={"allow_extra_args": True})(confidence_command)
+
+from interlace.analyses.commands import lens_command, probe_command  # noqa: E402
+
+app.command("lens")(lens_command)
+app.command("probe")(probe_command)
+
+
 def main() -> None:
     app()
 
