@@ -1,6 +1,7 @@
 """Activation store costs, on the bundled model.
 
-    .venv/bin/python benchmarks/bench_store.py [--n 256] [--repeats 3]
+    .venv/bin/python benchmarks/bench_store.py [--n 256] [--repeats 3] [--sections time,rss,...]
+        [--torch-threads 1]
 
 1. Time: ``il.cache`` of N examples into a zarr store (everything included: the dataset pass,
    the weights hash, creating the store, writing) vs capturing the same batches in memory
@@ -85,19 +86,23 @@ def to_zarr(model: Any, data: Path, job: dict[str, Any], out: Path, dtype: str =
 
 def round_robin(
     cases: dict[str, Callable[[], object]], repeats: int, cleanup: Callable[[], object]
-) -> dict[str, float]:
-    """Median seconds of each case; ``cleanup`` runs, untimed, after every case."""
+) -> dict[str, tuple[float, float]]:
+    """Median (wall, CPU) seconds of each case, CPU counting every thread of this process;
+    ``cleanup`` runs, untimed, after every case."""
     for fn in cases.values():
         fn()
         cleanup()
-    times: dict[str, list[float]] = {k: [] for k in cases}
+    times: dict[str, list[tuple[float, float]]] = {k: [] for k in cases}
     for _ in range(repeats):
         for name, fn in cases.items():
-            t = time.perf_counter()
+            wall, cpu = time.perf_counter(), time.process_time()
             fn()
-            times[name].append(time.perf_counter() - t)
+            times[name].append((time.perf_counter() - wall, time.process_time() - cpu))
             cleanup()
-    return {k: statistics.median(v) for k, v in times.items()}
+    return {
+        k: (statistics.median(w for w, _ in v), statistics.median(c for _, c in v))
+        for k, v in times.items()
+    }
 
 
 def peak_rss(mode: str, job: str, n: int) -> tuple[float, float]:
@@ -164,23 +169,8 @@ def codec_table(store: Path) -> list[tuple[str, str, float, float, float]]:
     return rows
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--n", type=int, default=256)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--rss", choices=["zarr", "memory"])
-    parser.add_argument("--job", choices=list(JOBS), default="probe")
-    args = parser.parse_args()
-    if args.rss:
-        rss_child(args.rss, args.job, args.n)
-        return
-    torch.set_grad_enabled(False)
-    model = il.load()
-    tmp = Path(tempfile.mkdtemp())
-    data = write_dataset(tmp / "data.jsonl", args.n)
-    print(f"# {args.n} examples, batch {BATCH}, bundled SmolLM2-135M, float32\n")
-
-    print("## time: zarr vs in memory (median of round-robin runs)")
+def time_section(model: Any, data: Path, tmp: Path, repeats: int) -> None:
+    print("## time: zarr vs in memory (medians of round-robin runs)")
     store = tmp / "t.zarr"
     for name, job in JOBS.items():
         times = round_robin(
@@ -188,25 +178,30 @@ def main() -> None:
                 "memory": lambda job=job: in_memory(model, data, job),
                 "zarr": lambda job=job: to_zarr(model, data, job, store),
             },
-            args.repeats,
+            repeats,
             cleanup=lambda: shutil.rmtree(store, ignore_errors=True),
         )
-        ratio = times["zarr"] / times["memory"]
+        (mw, mc), (zw, zc) = times["memory"], times["zarr"]
         print(
-            f"{name}: memory {times['memory']:.2f} s, zarr {times['zarr']:.2f} s, ratio {ratio:.3f}"
+            f"{name}: memory {mw:.2f} s, zarr {zw:.2f} s, ratio {zw / mw:.3f}; CPU time "
+            f"memory {mc:.1f} s, zarr {zc:.1f} s, ratio {zc / mc:.3f}"
         )
 
-    print("\n## peak RSS (MiB) during the run, fresh process each")
+
+def rss_section(n: int) -> None:
+    print("## peak RSS (MiB) during the run, fresh process each")
     for name in JOBS:
         for mode in ("zarr", "memory"):
-            (b1, p1), (b4, p4) = (peak_rss(mode, name, k * args.n) for k in (1, 4))
+            (b1, p1), (b4, p4) = (peak_rss(mode, name, k * n) for k in (1, 4))
             print(
-                f"{name} {mode}: {args.n} examples peak {p1:.0f} (+{p1 - b1:.0f} over the "
-                f"model after a forward), {4 * args.n} examples peak {p4:.0f} (+{p4 - b4:.0f}); "
+                f"{name} {mode}: {n} examples peak {p1:.0f} (+{p1 - b1:.0f} over the "
+                f"model after a forward), {4 * n} examples peak {p4:.0f} (+{p4 - b4:.0f}); "
                 f"peak grows {100 * (p4 / p1 - 1):+.1f}%"
             )
 
-    print("\n## bytes on disk vs raw")
+
+def disk_section(model: Any, data: Path, tmp: Path) -> None:
+    print("## bytes on disk vs raw")
     for name, job in JOBS.items():
         for dtype in ("float32", "float16", "bfloat16"):
             out = tmp / f"{name}-{dtype}.zarr".replace(" ", "_")
@@ -214,11 +209,10 @@ def main() -> None:
             facts = describe(out)
             raw = facts["raw_bytes"]
             ds = il.open_store(out)
-            real = raw
+            real = raw  # the bytes of real tokens: padding left out
             if "position" in ds.dims:
-                real = (
-                    raw * int(ds["n_tokens"].sum()) // (ds.sizes["example"] * ds.sizes["position"])
-                )
+                slots = ds.sizes["example"] * ds.sizes["position"]
+                real = raw * int(ds["n_tokens"].sum()) // slots
             disk = facts["bytes_on_disk"]
             print(
                 f"{name} {dtype}: raw (padded) {raw / 2**20:.1f} MiB, raw real tokens "
@@ -226,9 +220,52 @@ def main() -> None:
                 f"(raw/disk {raw / disk:.2f}, real/disk {real / disk:.2f})"
             )
 
-    print("\n## codecs on real-token resid_post activations (ratio, encode MB/s, decode MB/s)")
-    for dtype, name, ratio, enc, dec in codec_table(tmp / "all_positions-float32.zarr"):
+
+def codecs_section(model: Any, data: Path, tmp: Path) -> None:
+    print("## codecs on real-token resid_post activations (ratio, encode MB/s, decode MB/s)")
+    store = tmp / "codecs.zarr"
+    to_zarr(model, data, JOBS["all positions"], store)
+    for dtype, name, ratio, enc, dec in codec_table(store):
         print(f"{dtype} {name}: {ratio:.3f}, {enc:.0f}, {dec:.0f}")
+
+
+SECTIONS = ("time", "rss", "disk", "codecs")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--n", type=int, default=256)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--sections", default=",".join(SECTIONS), help="e.g. time,rss")
+    parser.add_argument("--torch-threads", type=int, help="torch threads (default: torch's)")
+    parser.add_argument("--rss", choices=["zarr", "memory"], help=argparse.SUPPRESS)
+    parser.add_argument("--job", choices=list(JOBS), default="probe", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.rss:
+        rss_child(args.rss, args.job, args.n)
+        return
+    torch.set_grad_enabled(False)
+    if args.torch_threads:
+        torch.set_num_threads(args.torch_threads)
+    model = il.load()
+    tmp = Path(tempfile.mkdtemp())
+    data = write_dataset(tmp / "data.jsonl", args.n)
+    print(
+        f"# {args.n} examples, batch {BATCH}, bundled SmolLM2-135M, float32, "
+        f"{torch.get_num_threads()} torch threads"
+    )
+    sections = args.sections.split(",")
+    for section in SECTIONS:
+        if section in sections:
+            print()
+            if section == "time":
+                time_section(model, data, tmp, args.repeats)
+            elif section == "rss":
+                rss_section(args.n)
+            elif section == "disk":
+                disk_section(model, data, tmp)
+            else:
+                codecs_section(model, data, tmp)
     shutil.rmtree(tmp, ignore_errors=True)
 
 

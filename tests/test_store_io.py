@@ -10,6 +10,7 @@ from typing import Any
 import dask.array
 import numpy as np
 import pytest
+from test_store_resume import Forwards
 from typer.testing import CliRunner
 
 import interlace as il
@@ -42,12 +43,6 @@ def model(tiny_wrapped: Any) -> Any:
 def store(model: Any, tmp_path: Path) -> Path:
     il.cache(model, DATA, tmp_path / "s.zarr", **JOB)
     return tmp_path / "s.zarr"
-
-
-class Forwards:
-    def __init__(self, model: Any) -> None:
-        self.n = 0
-        self.handle = model.hf.register_forward_pre_hook(lambda *a: setattr(self, "n", self.n + 1))
 
 
 def test_open_store_is_lazy_and_labelled(store: Path, model: Any) -> None:
@@ -153,6 +148,7 @@ BAD = [
     ({"dtype": "int8"}, "dtype", "unknown dtype"),
     ({"batch_size": 0}, "batch_size", ">= 1"),
     ({"text_field": "prompt"}, "dataset[0]", "no 'prompt' field"),
+    ({"dataset": "no/such/data.jsonl"}, "dataset", "no such file"),
     ({"dataset": [{"txt": "a"}]}, "dataset[0]", "no 'text' or 'messages' field"),
     ({"dataset": [{"text": ""}]}, "dataset[0]", "no tokens"),
     ({"dataset": [{"text": 5}]}, "dataset[0].text", "cannot make a prompt"),
@@ -184,15 +180,11 @@ def test_bad_input_is_refused_before_any_forward(
 ) -> None:
     job = {**JOB, "dataset": DATA, **change}
     dataset = job.pop("dataset")
-    counter = Forwards(model)
-    try:
-        with pytest.raises(il.ValidationError) as err:
-            il.cache(model, dataset, tmp_path / "s.zarr", **job)
-    finally:
-        counter.handle.remove()
+    with Forwards(model) as forwards, pytest.raises(il.ValidationError) as err:
+        il.cache(model, dataset, tmp_path / "s.zarr", **job)
     text = str(err.value)
     assert where in text and message in text, text
-    assert counter.n == 0 and not (tmp_path / "s.zarr").exists()
+    assert forwards.n == 0 and not (tmp_path / "s.zarr").exists()
 
 
 def test_a_bad_jsonl_line_is_named(model: Any, tmp_path: Path) -> None:

@@ -60,6 +60,14 @@ class Dataset:
         self.text_field = text_field
         self.is_file = isinstance(source, (str, os.PathLike))
 
+    def missing(self) -> Problem | None:
+        """A problem if the dataset is a local file that does not exist (checked up front)."""
+        path = str(self.source)
+        if self.is_file and ("://" not in path or path.startswith("file://")):
+            if not os.path.isfile(path.removeprefix("file://")):
+                return Problem("dataset", f"no such file: {path}", "a JSONL file or URL")
+        return None
+
     def describe(self) -> str:
         return str(self.source) if self.is_file else f"<{len(self.source)} records>"
 

@@ -77,18 +77,20 @@ def weights_hash(hf: torch.nn.Module) -> str:
 
 def tokenizer_hash(tokenizer: Any) -> str:
     """SHA-256 of what decides tokenization: the tokenizer's own JSON (vocabulary, merges,
-    normaliser, special tokens; padding and truncation settings left out, they are set per call)
-    and the chat template."""
+    normaliser, special tokens) as serialised with padding and truncation off (they are set per
+    call), and the chat template."""
+    sha = hashlib.sha256()
     backend = getattr(tokenizer, "backend_tokenizer", None)
-    if backend is not None:
-        spec = json.loads(backend.to_str())
-        spec.pop("padding", None)
-        spec.pop("truncation", None)
+    if backend is None:  # a slow tokenizer: its vocabulary
+        sha.update(json.dumps(sorted(tokenizer.get_vocab().items())).encode())
     else:
-        spec = sorted(tokenizer.get_vocab().items())
-    chat = getattr(tokenizer, "chat_template", None)
-    text = json.dumps([spec, chat], sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()
+        if backend.padding is not None or backend.truncation is not None:
+            backend = type(backend).from_str(backend.to_str())
+            backend.no_padding()
+            backend.no_truncation()
+        sha.update(backend.to_str().encode())
+    sha.update(json.dumps(getattr(tokenizer, "chat_template", None)).encode())
+    return sha.hexdigest()
 
 
 def versions() -> dict[str, str]:

@@ -113,14 +113,14 @@ def cache(
     """
     started = time.perf_counter()
     shape = model.shape if isinstance(model, Model) else _config_shape(model)
+    data = Dataset(dataset, text_field)
     selection, graph, base_dir = _check_job(
-        shape, sites, layers, positions, dtype, batch_size, graph
+        shape, sites, layers, positions, dtype, batch_size, graph, data
     )
     if not isinstance(model, Model):
         from interlace.models.loading import load
 
         model = load(model)
-    data = Dataset(dataset, text_field)
     summary = scan(data, model.tokenizer, selection.positions, _max_tokens(model))
     check_fields(summary.fields)
     attrs = _attrs(model, graph, base_dir, data, selection, summary, batch_size)
@@ -148,10 +148,11 @@ def _check_job(
     dtype: str,
     batch_size: Any,
     graph: Graph | dict | str | os.PathLike | None,
+    data: Dataset,
 ) -> tuple[Selection, Graph, Path | None]:
-    """Check everything but the dataset against the model's shape; one ``ValidationError``
-    with every problem."""
-    problems: list[Problem] = []
+    """Check what can be checked before the weights load (all but the dataset's records);
+    one ``ValidationError`` with every problem."""
+    problems: list[Problem] = [p for p in [data.missing()] if p is not None]
     selection = graph_ = base_dir = None
     try:
         selection = parse_selection(sites, layers, positions, dtype, shape)

@@ -46,7 +46,12 @@ class StoreWriter:
         depth: int = 1,
     ) -> None:
         self.layout = layout
-        self.arrays = {name: root[name] for name in layout.variables()}
+        # Every chunk a batch writes holds some of its data (a region ends at the batch's
+        # longest selection), so zarr's check for chunks of fill values only costs a pass.
+        self.arrays = {
+            name: root[name].with_config({"write_empty_chunks": True})
+            for name in layout.variables()
+        }
         self.flags = progress.flags(root)
         self.on_written = on_written
         self.queue: queue.Queue = queue.Queue(maxsize=depth)
