@@ -67,13 +67,16 @@ def load(
     name_or_path: str | os.PathLike = BUNDLED_NAME,
     dtype: str | Any = "float32",
     device: str | None = None,
+    remote: bool = False,
 ) -> Model:
     """Load a causal language model with its tokenizer and architecture adapter.
 
     ``name_or_path`` is ``"smollm2-135m"`` (the bundled default, offline), a hub id, a local
     transformers directory or a ``.gguf`` file. The architecture is checked before any weights
     are read. Attention runs in eager mode so that results are exact and interventions on
-    attention internals see every operation.
+    attention internals see every operation. ``remote=True`` reads no weights at all: the
+    model is for ``backend="ndif"``, on a server that serves ``name_or_path``
+    (:meth:`Model.remote`).
     """
     import torch
     from transformers import AutoConfig
@@ -86,6 +89,8 @@ def load(
     except OSError as err:
         raise ModelLoadError(f"could not read the config of {name_or_path!r}: {err}") from err
     adapter_for(config)  # unsupported architectures fail here, before the weights load
+    if remote:
+        return Model.remote(str(source), name=str(name_or_path))
     torch_dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
     hf_model, tokenizer = _from_hub_or_dir(source, torch_dtype, device)
     hf_model.eval()

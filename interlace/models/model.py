@@ -30,12 +30,21 @@ class Model:
         from nnsight import TransformersModel
 
         adapter = adapter_for(hf_model.config)
-        if tokenizer is not None and tokenizer.pad_token is None:
-            tokenizer.pad_token = tokenizer.eos_token
-        if tokenizer is not None:
-            tokenizer.padding_side = "left"
+        _left_padded(tokenizer)
         wrapped = TransformersModel(hf_model, tokenizer=tokenizer, task="text-generation")
         return cls(wrapped, tokenizer, adapter, name, source or name)
+
+    @classmethod
+    def remote(cls, repo: str, name: str) -> Model:
+        """A model whose weights stay on an NDIF server: its config, tokenizer and module tree
+        (on the meta device) from ``repo``, a hub id or a directory the server also serves;
+        no weights are read, so it runs with ``backend="ndif"`` only."""
+        from nnsight import TransformersModel
+
+        wrapped = TransformersModel(repo, task="text-generation")
+        adapter = adapter_for(wrapped._module.config)
+        _left_padded(wrapped.tokenizer)
+        return cls(wrapped, wrapped.tokenizer, adapter, name, repo)
 
     @property
     def hf(self) -> Any:
@@ -50,6 +59,11 @@ class Model:
     def device(self) -> Any:
         return next(self.hf.parameters()).device
 
+    @property
+    def has_weights(self) -> bool:
+        """False for a :meth:`remote` model, whose weights live on the server only."""
+        return self.device.type != "meta"
+
     def weight(self, name: str, layer: int | None = None) -> Any:
         """An orientation-normalised weight such as ``W_out`` (see the adapter docs)."""
         return self.adapter.weight(self.hf, name, layer)
@@ -60,3 +74,13 @@ class Model:
             f"Model({self.name!r}, family={s.family}, layers={s.n_layers}, d_model={s.d_model}, "
             f"heads={s.n_heads}/{s.n_kv_heads} kv, d_mlp={s.d_mlp}, vocab={s.vocab})"
         )
+
+
+def _left_padded(tokenizer: Any) -> None:
+    """Batches are left-padded: real tokens at the right, padded with end-of-sequence if the
+    tokenizer has no pad token."""
+    if tokenizer is None:
+        return
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.padding_side = "left"

@@ -37,9 +37,10 @@ from interlace.interventions import (
     ValidationError,
     ValueVectorEdit,
 )
-from interlace.runtime.execute import run_forward
+from interlace.runtime.backend import LOCAL, Backend, as_backend, execute
 from interlace.runtime.plan import compile_plan
 from interlace.runtime.prompts import ChatPrompt, Prompt, encode, encode_ids
+from interlace.runtime.steps import chunk_reads, fork_step, forward_step
 
 READOUT_INTERVENTIONS = (AddVector, ValueVectorEdit, AblateHeads)
 
@@ -199,22 +200,81 @@ def pack(fp: ForkPlan, chunk: list[int], dtype: torch.dtype) -> Packed:
     return Packed(ids, positions, mask[None, None], suffix_last, choice_reads)
 
 
-def _read_chunk(model: Any, plan: Any, cache: Any, packed: Packed) -> torch.Tensor:
-    """Log-softmax logits ``[n, vocab]`` of one packed forward; the shared cache is cropped
-    back afterwards so the next chunk forks the same prefix."""
-    n = len(packed.ids)
-    inputs = {
-        "input_ids": torch.tensor([packed.ids]),
-        "attention_mask": packed.mask,
-        "position_ids": torch.tensor([packed.positions]),
-        "past_key_values": cache,
-        "use_cache": True,
-    }
-    try:
-        saved = run_forward(model, plan, inputs, all_logits=True)
-    finally:
-        cache.crop(-n)
-    return torch.log_softmax(saved["__logits__"][0].float(), dim=-1)
+@dataclass
+class ForkJob:
+    """One readout of one example, compiled: its step (None without checkpoints) and the
+    packed chunks that say how to read the step's results."""
+
+    readout: ForkReadout
+    plan: ForkPlan
+    step: dict | None
+    packs: list[Packed]
+
+
+def compile_fork(
+    model: Any,
+    readout: ForkReadout,
+    fp: ForkPlan,
+    interventions: list[Any],
+    references: dict[int, Any] | None = None,
+) -> ForkJob:
+    """The fork step of one readout (``fp`` from :func:`plan_fork`): the prefix with its
+    cache kept, then one packed forward per chunk of checkpoints over that cache."""
+    if not fp.checkpoints:
+        return ForkJob(readout, fp, None, [])
+    graph = Graph(interventions=interventions)
+    refs = references or {}
+    prefix = encode_ids([fp.prompt + fp.response], pad_id=0)
+    prefix_plan = compile_plan(graph, model.shape, prefix, refs)
+    prefix_step = forward_step(
+        model, prefix_plan, prefix.model_inputs(), all_logits=False, keep_cache=True
+    )
+    dtype = next(model.hf.parameters()).dtype
+    packs, chunks = [], []
+    for start in range(0, len(fp.checkpoints), readout.chunk_size):
+        packed = pack(fp, fp.checkpoints[start : start + readout.chunk_size], dtype)
+        suffix = encode_ids([packed.ids], pad_id=0)
+        inputs = {
+            "input_ids": torch.tensor([packed.ids]),
+            "attention_mask": packed.mask,
+            "position_ids": torch.tensor([packed.positions]),
+        }
+        plan = compile_plan(graph, model.shape, suffix, refs)
+        chunks.append(
+            {
+                "forward": forward_step(model, plan, inputs, all_logits=True),
+                "n": len(packed.ids),
+                **chunk_reads(packed.choice_reads, packed.suffix_last),
+            }
+        )
+        packs.append(packed)
+    return ForkJob(readout, fp, fork_step(prefix_step, chunks, readout.top_k), packs)
+
+
+def run_forks(model: Any, jobs: list[ForkJob], backend: Backend = LOCAL) -> list[xr.Dataset]:
+    """Run fork jobs, all in one session (a remote server keeps every prefix cache to
+    itself), and label each one's readout."""
+    steps = [job.step for job in jobs if job.step is not None]
+    results = iter(execute(model, steps, backend) if steps else [])
+    out = []
+    for job in jobs:
+        fp, k = job.plan, len(job.plan.choices)
+        n_cp = len(fp.checkpoints)
+        logprob = np.zeros((n_cp, k))
+        top_ids = np.zeros((n_cp, job.readout.top_k), dtype=np.int64)
+        top_lp = np.zeros((n_cp, job.readout.top_k))
+        if job.step is not None:
+            row = 0
+            for packed, chunk in zip(job.packs, next(results)["chunks"], strict=True):
+                values = iter(chunk["choices"].tolist())
+                for c, reads in enumerate(packed.choice_reads):
+                    for i, choice_reads in enumerate(reads):
+                        logprob[row, i] = sum(next(values) for _ in choice_reads)
+                    top_ids[row] = chunk["top_ids"][c].numpy()
+                    top_lp[row] = chunk["top_values"][c].numpy()
+                    row += 1
+        out.append(_dataset(model.tokenizer, job.readout, fp, logprob, top_ids, top_lp))
+    return out
 
 
 def fork_readout(
@@ -223,36 +283,11 @@ def fork_readout(
     fp: ForkPlan,
     interventions: list[Any],
     references: dict[int, Any] | None = None,
+    backend: Backend = LOCAL,
 ) -> xr.Dataset:
     """Run one readout for one example (``fp`` from :func:`plan_fork`)."""
-    graph = Graph(interventions=interventions)
-    prefix = encode_ids([fp.prompt + fp.response], pad_id=0)
-    refs = references or {}
-    prefix_plan = compile_plan(graph, model.shape, prefix, refs)
-    k, n_cp = len(fp.choices), len(fp.checkpoints)
-    logprob = np.zeros((n_cp, k))
-    top_ids = np.zeros((n_cp, readout.top_k), dtype=np.int64)
-    top_lp = np.zeros((n_cp, readout.top_k))
-    if n_cp == 0:
-        return _dataset(model.tokenizer, readout, fp, logprob, top_ids, top_lp)
-    saved = run_forward(
-        model, prefix_plan, prefix.model_inputs(), all_logits=False, keep_cache=True
-    )
-    cache = saved["__cache__"]
-    for start in range(0, n_cp, readout.chunk_size):
-        chunk = fp.checkpoints[start : start + readout.chunk_size]
-        packed = pack(fp, chunk, dtype=next(model.hf.parameters()).dtype)
-        suffix = encode_ids([packed.ids], pad_id=0)
-        lp = _read_chunk(model, compile_plan(graph, model.shape, suffix, refs), cache, packed)
-        for c, (last, reads) in enumerate(
-            zip(packed.suffix_last, packed.choice_reads, strict=True)
-        ):
-            row = start + c
-            for i, choice_reads in enumerate(reads):
-                logprob[row, i] = sum(float(lp[r, tok]) for r, tok in choice_reads)
-            values, idx = lp[last].topk(readout.top_k)
-            top_ids[row], top_lp[row] = idx.numpy(), values.numpy()
-    return _dataset(model.tokenizer, readout, fp, logprob, top_ids, top_lp)
+    job = compile_fork(model, readout, fp, interventions, references)
+    return run_forks(model, [job], backend)[0]
 
 
 def _dataset(
@@ -305,22 +340,26 @@ def confidence(
     readout: ForkReadout,
     response: str | list[int] | None = None,
     graph: Graph | None = None,
+    backend: str | Backend = "local",
+    host: str | None = None,
 ) -> xr.Dataset:
     """Answer confidence along ``response`` to ``prompt``.
 
     A string prompt is wrapped in the chat template (``ChatPrompt(user=prompt)``); the response
     is the assistant's text (tokenized on its own, or given as ids). Without a response,
     ``graph`` must generate one: its interventions then apply as ``readout.steer`` says.
+    ``backend``/``host`` say where it runs (see :func:`interlace.run`).
     """
     from interlace.runtime.run import references, run
 
+    backend = as_backend(backend, host)
     graph = graph or Graph()
     if isinstance(prompt, str):
         prompt = ChatPrompt(user=prompt)
     if response is None:
         if graph.generate is None:
             raise ValueError("give a response, or a graph that generates one")
-        out = run(model, graph.model_copy(update={"readouts": [readout]}), [prompt])
+        out = run(model, graph.model_copy(update={"readouts": [readout]}), [prompt], backend)
         return out.readouts[0][readout.key]
     prompt_ids = encode(model.tokenizer, [prompt]).input_ids[0].tolist()
     response_ids = (
@@ -331,5 +370,5 @@ def confidence(
     if steering:
         check_readout_interventions(graph)
     graph.validate(model.shape, prompt_lengths=[len(prompt_ids)])
-    refs = references(model, Graph(interventions=steering), None)
-    return fork_readout(model, readout, fp, list(steering), refs)
+    refs = references(model, Graph(interventions=steering), None, backend)
+    return fork_readout(model, readout, fp, list(steering), refs, backend)

@@ -12,12 +12,11 @@ import xarray as xr
 from interlace.interventions import AblateHeads, Graph, Patch, Problem, ValidationError
 from interlace.interventions.positions import prompt_index
 from interlace.interventions.sites import SITES
-from interlace.runtime.execute import run_forward, run_generate
+from interlace.runtime.backend import LOCAL, Backend, as_backend, execute
 from interlace.runtime.plan import Plan, capture_graph, compile_plan
 from interlace.runtime.prompts import Batch, ChatPrompt, Prompt, encode
 from interlace.runtime.selection import Gather, gather_plan, real_positions
-
-BACKENDS = ("local",)
+from interlace.runtime.steps import forward_step, generate_step
 
 
 @dataclass
@@ -67,13 +66,17 @@ def _per_example(source: str | list[str], n: int) -> list[str]:
     return [source] * n if isinstance(source, str) else list(source)
 
 
-def references(model: Any, graph: Graph, batch: Batch | None) -> dict[int, Any]:
+def references(
+    model: Any, graph: Graph, batch: Batch | None, backend: Backend = LOCAL
+) -> dict[int, Any]:
     """Run what interventions need from other inputs: reference means and patch sources
     (``batch`` is the target, needed for patches only)."""
     refs: dict[int, Any] = {}
     for i, spec in enumerate(graph.interventions):
         if isinstance(spec, AblateHeads) and spec.mode == "mean":
-            ref = run(model, capture_graph("head_z", spec.layer, "all"), list(spec.reference))
+            ref = run(
+                model, capture_graph("head_z", spec.layer, "all"), list(spec.reference), backend
+            )
             z = torch.as_tensor(ref.captured["head_z"].sel(layer=spec.layer).values)
             valid = ~torch.isnan(z).flatten(2).any(-1)  # [batch, position]
             if spec.exclude_position_zero:
@@ -82,7 +85,7 @@ def references(model: Any, graph: Graph, batch: Batch | None) -> dict[int, Any]:
         elif isinstance(spec, Patch) or (isinstance(spec, AblateHeads) and spec.mode == "patch"):
             site = "head_z" if isinstance(spec, AblateHeads) else spec.site
             sources = _per_example(spec.source, batch.size)
-            src = run(model, capture_graph(site, spec.layer, spec.positions), sources)
+            src = run(model, capture_graph(site, spec.layer, spec.positions), sources, backend)
             values = src.captured[site]
             if SITES[site].per_layer:
                 values = values.sel(layer=spec.layer)
@@ -150,17 +153,21 @@ def run(
     model: Any,
     graph: Graph | dict | str | Path,
     prompts: Prompt | list[Prompt],
-    backend: str = "local",
+    backend: str | Backend = "local",
     logits: str = "last",
     base_dir: str | Path | None = None,
+    host: str | None = None,
 ) -> RunResult:
     """Run ``graph`` on ``prompts`` and return labelled logits, captures and generations.
 
-    The graph is validated against the model (and the prompts' lengths) before anything runs;
-    a problem raises :class:`interlace.ValidationError` listing every one.
+    ``backend``: ``"local"``, ``"ndif"`` (an NDIF server: ``host``, else ``NDIF_HOST``, else
+    the public NDIF; the API key from ``NDIF_API_KEY`` or nnsight's config) or ``"simulate"``
+    (the remote path in-process, to check a run before sending it); or a
+    :class:`interlace.runtime.backend.Backend`. The graph is validated against the model (and
+    the prompts' lengths) before anything runs; a problem raises
+    :class:`interlace.ValidationError` listing every one.
     """
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}; available: {', '.join(BACKENDS)}")
+    backend = as_backend(backend, host)
     if logits not in ("last", "all"):
         raise ValueError(f"logits must be 'last' or 'all', not {logits!r}")
     graph, graph_dir = _as_graph(graph)
@@ -173,7 +180,7 @@ def run(
     _check_supported(graph)
     _check_sources(model, graph, batch)
     _check_readouts(model, graph)
-    refs = references(model, graph, batch)
+    refs = references(model, graph, batch, backend)
     # readouts with steer "readout" read a response generated without the interventions
     steered = (
         graph
@@ -186,14 +193,16 @@ def run(
         inputs = batch.model_inputs()
         if not all_logits and not any(op.site == "logits" for op in plan.ops):
             inputs["logits_to_keep"] = 1  # the unembedding of the last position only
-        saved = run_forward(model, plan, inputs, all_logits)
+        step = forward_step(model, plan, inputs, all_logits)
     else:
-        saved = run_generate(
-            model, plan, batch, all_logits, graph.generate.max_new_tokens, _sampling(graph)
+        sampling, seed = _sampling(graph)
+        step = generate_step(
+            model, plan, batch, all_logits, graph.generate.max_new_tokens, sampling, seed
         )
+    saved = execute(model, [step], backend)[0]
     result = _label(model, graph, plan, batch, saved, all_logits)
     if graph.readouts:
-        result.readouts = _readouts(model, graph, result, refs)
+        result.readouts = _readouts(model, graph, result, refs, backend)
     return result
 
 
@@ -232,26 +241,26 @@ def _check_readouts(model: Any, graph: Graph) -> None:
 
 
 def _readouts(
-    model: Any, graph: Graph, result: RunResult, refs: dict[int, Any]
+    model: Any, graph: Graph, result: RunResult, refs: dict[int, Any], backend: Backend
 ) -> list[dict[str, xr.Dataset]]:
     """Each example's readouts over its prompt and generated response (its end-of-sequence
-    token left out: the answer is read after the thinking, not after the turn ended)."""
-    from interlace.runtime.fork import fork_readout, plan_fork
+    token left out: the answer is read after the thinking, not after the turn ended), all in
+    one session."""
+    from interlace.runtime.fork import compile_fork, plan_fork, run_forks
 
     eos = model.hf.generation_config.eos_token_id
     eos_ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
-    out = []
+    jobs = []
     for b, prompt_ids in enumerate(result.prompt_tokens):
         response = [int(t) for t in result.generated_ids.values[b] if t >= 0]
         if response and response[-1] in eos_ids:
             response = response[:-1]
-        per_example = {}
         for i, r in enumerate(graph.readouts):
             fp = plan_fork(model.tokenizer, r, prompt_ids, response, f"readouts[{i}]")
             steering = list(graph.interventions) if r.steer != "generation" else []
-            per_example[r.key] = fork_readout(model, r, fp, steering, refs)
-        out.append(per_example)
-    return out
+            jobs.append(compile_fork(model, r, fp, steering, refs))
+    datasets = iter(run_forks(model, jobs, backend))
+    return [{r.key: next(datasets) for r in graph.readouts} for _ in result.prompt_tokens]
 
 
 def _check_supported(graph: Graph) -> None:
@@ -269,18 +278,17 @@ def _check_supported(graph: Graph) -> None:
         raise ValidationError(problems)
 
 
-def _sampling(graph: Graph) -> dict[str, Any]:
+def _sampling(graph: Graph) -> tuple[dict[str, Any], int | None]:
+    """Generation keyword arguments, and the seed to set where the generation runs."""
     g = graph.generate
     if not g.do_sample:
-        return {"do_sample": False}
-    if g.seed is not None:
-        torch.manual_seed(g.seed)
+        return {"do_sample": False}, None
     kw: dict[str, Any] = {"do_sample": True, "temperature": g.temperature}
     if g.top_p is not None:
         kw["top_p"] = g.top_p
     if g.top_k is not None:
         kw["top_k"] = g.top_k
-    return kw
+    return kw, g.seed
 
 
 def _positions_coords(g: Gather, prefix_dims: tuple[str, ...]) -> tuple[tuple[str, ...], dict]:

@@ -21,6 +21,7 @@ and end equal to an uninterrupted run:
 from __future__ import annotations
 
 import datetime
+import hashlib
 import os
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -41,6 +42,7 @@ from interlace.interventions import (
 )
 from interlace.interventions.sites import SITES
 from interlace.models.model import Model
+from interlace.runtime.backend import Backend, as_backend
 from interlace.runtime.prompts import encode
 from interlace.runtime.run import run
 from interlace.stores import progress as flags
@@ -101,6 +103,8 @@ def cache(
     text_field: str | None = None,
     storage_options: dict[str, Any] | None = None,
     progress: bool = True,
+    backend: str | Backend = "local",
+    host: str | None = None,
 ) -> CacheReport:
     """Run ``model`` over ``dataset`` and write the activations at ``sites`` to the store
     ``out`` (a path or fsspec URL), resuming it if this same job was interrupted.
@@ -108,10 +112,13 @@ def cache(
     ``dataset`` is a JSONL file (path or URL) or a list of records (see
     :mod:`interlace.stores.dataset`); ``layers``, ``positions`` and ``sites`` take the CLI's
     string forms or Python values; ``graph`` adds interventions (a :class:`Graph`, its dict,
-    or a YAML/JSON file). Bad input raises :class:`interlace.ValidationError` before any model
-    runs; a store holding another job raises :class:`StoreError`.
+    or a YAML/JSON file). ``backend``/``host`` say where the forwards run (see
+    :func:`interlace.run`; a model named by string is then loaded without weights). Bad input
+    raises :class:`interlace.ValidationError` before any model runs; a store holding another
+    job raises :class:`StoreError`.
     """
     started = time.perf_counter()
+    backend = as_backend(backend, host)
     shape = model.shape if isinstance(model, Model) else _config_shape(model)
     data = Dataset(dataset, text_field)
     selection, graph, base_dir = _check_job(
@@ -120,7 +127,7 @@ def cache(
     if not isinstance(model, Model):
         from interlace.models.loading import load
 
-        model = load(model)
+        model = load(model, remote=backend.kind == "ndif")
     summary = scan(data, model.tokenizer, selection.positions, _max_tokens(model))
     check_fields(summary.fields)
     attrs = _attrs(model, graph, base_dir, data, selection, summary, batch_size)
@@ -133,7 +140,9 @@ def cache(
         status = "resumed" if done.any() else "created"
         if status == "resumed" and remove_partial_files(store):
             notes.append("removed temporary files an interrupted write left behind")
-        written = _run_batches(model, graph, base_dir, data, layout, root, done, progress)
+        written = _run_batches(
+            model, graph, base_dir, data, layout, root, done, progress, backend
+        )
     seconds = time.perf_counter() - started
     return CacheReport(
         str(out), status, layout.n_examples, layout.n_batches, written, seconds, tuple(notes)
@@ -218,6 +227,14 @@ def _config_shape(name: str) -> Any:
     return adapter_for(AutoConfig.from_pretrained(str(resolve_source(name)))).shape
 
 
+def _weights_id(model: Model) -> str:
+    """The weights' hash; for a model whose weights stay on a server (``load(remote=True)``),
+    the hash of what names them there."""
+    if model.has_weights:
+        return weights_hash(model.hf)
+    return hashlib.sha256(f"remote:{model.source}".encode()).hexdigest()
+
+
 def _max_tokens(model: Model) -> int | None:
     return getattr(model.hf.config, "max_position_embeddings", None)
 
@@ -235,7 +252,7 @@ def _attrs(
     n_batches = -(-summary.n_examples // batch_size)
     return {
         FORMAT_ATTR: FORMAT,
-        "model_weights_sha256": weights_hash(model.hf),
+        "model_weights_sha256": _weights_id(model),
         "tokenizer_sha256": tokenizer_hash(model.tokenizer),
         "adapter_family": model.adapter.family,
         "graph_sha256": graph.content_hash(base_dir),
@@ -326,6 +343,7 @@ def _run_batches(
     root: zarr.Group,
     done: np.ndarray,
     show: bool,
+    backend: Backend,
 ) -> int:
     """Compute every incomplete batch and write it in the background; returns how many."""
     from rich.console import Console
@@ -365,7 +383,9 @@ def _run_batches(
         with StoreWriter(root, layout, on_written) as writer:
             for index, examples in _batches(data, layout.batch_size):
                 if not done[index]:
-                    arrays = _capture(model, captures, base_dir, examples, layout, tokens)
+                    arrays = _capture(
+                        model, captures, base_dir, examples, layout, tokens, backend
+                    )
                     writer.submit(BatchData(index, arrays))
     return written
 
@@ -389,11 +409,12 @@ def _capture(
     examples: list[Example],
     layout: Layout,
     tokens: TokenText,
+    backend: Backend,
 ) -> dict[str, np.ndarray]:
     """One batch's forward pass, and every array the store holds for it."""
     batch = encode(model.tokenizer, [ex.prompt for ex in examples])
     rows = [batch.input_ids[b, batch.pad(b) :].tolist() for b in range(batch.size)]
-    result = run(model, graph, rows, base_dir=base_dir)
+    result = run(model, graph, rows, backend, base_dir=base_dir)
     sites = layout.selection.sites
     token_index = result.captured[sites[0]].coords["token_index"].values.astype(np.int32)
     flat = token_index.reshape(len(rows), -1)
