@@ -18,6 +18,8 @@ console = Console()
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 
+from interlace.runtime.backend_cli import BackendName, BackendOption, HostOption  # noqa: E402
+
 
 def _fail(message: str) -> None:
     console.print(f"[red]error:[/red] {message}", highlight=False)
@@ -195,6 +197,8 @@ def run(
     ] = False,
     top: Annotated[int, typer.Option("--top", help="How many top next tokens to print.")] = 5,
     out: Annotated[str | None, typer.Option("--out", help="Write results to a zarr store.")] = None,
+    backend: BackendOption = BackendName.local,
+    host: HostOption = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Run a graph on prompts: top next tokens, requested tokens' logits, generations."""
@@ -202,18 +206,20 @@ def run(
 
     import interlace as il
     from interlace.interventions import Generate, ValidationError
+    from interlace.runtime.backend_cli import load_for
+    from interlace.runtime.ndif import NDIFError
     from interlace.runtime.report import summarize, token_ids
 
     tokens = [*(tokens or []), *ctx.args]  # `--tokens A B`: B arrives as an extra argument
     graph = _load_graph(graph_file)
     if generate is not None:
         graph = graph.model_copy(update={"generate": Generate(max_new_tokens=generate)})
-    m = il.load(model)
     prompts = [il.ChatPrompt(user=p) for p in prompt] if chat else list(prompt)
     try:
+        m, chosen = load_for(model, backend, host)
         ids = token_ids(m.tokenizer, tokens or [])
-        result = il.run(m, graph, prompts, base_dir=Path(graph_file).parent)
-    except (ValidationError, ValueError) as err:
+        result = il.run(m, graph, prompts, backend=chosen, base_dir=Path(graph_file).parent)
+    except (ValidationError, ValueError, NDIFError) as err:
         _fail(str(err))
     report = summarize(m.tokenizer, result, prompt, tokens or [], ids, top)
     if out:
@@ -264,6 +270,11 @@ from interlace.analyses.commands import lens_command, probe_command  # noqa: E40
 
 app.command("lens")(lens_command)
 app.command("probe")(probe_command)
+
+from interlace.studies.commands import report_command, study_command  # noqa: E402
+
+app.command("study")(study_command)
+app.command("report")(report_command)
 
 
 def main() -> None:
