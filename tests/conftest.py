@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -32,3 +32,16 @@ def tiny_wrapped(smollm2: Any) -> Callable[[str], Any]:
         return built[family]
 
     return get
+
+
+@pytest.fixture(scope="session")
+def ndif_server() -> Iterator[Any]:
+    """The local NDIF on 127.0.0.1 (``tests/ndif_server.py``): one already running is reused,
+    else it is set up and started once per session and stopped at the end. If it cannot be
+    had, the tests that use it fail saying why."""
+    import ndif_server
+
+    server = ndif_server.acquire()
+    yield server
+    if server.started_here:
+        server.stop()

@@ -10,6 +10,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from interlace.runtime.backend_cli import BackendName, BackendOption, HostOption, load_for
+
 console = Console()
 
 
@@ -79,12 +81,15 @@ def confidence_command(
         ),
     ] = ("both"),
     plot: Annotated[str | None, typer.Option("--plot", help="Write the curve as PNG.")] = None,
+    backend: BackendOption = BackendName.local,
+    host: HostOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Answer confidence along a response: fork at checkpoints, append a suffix, read the
     choices' log-probabilities."""
     import interlace as il
     from interlace.interventions import Graph, ValidationError
+    from interlace.runtime.ndif import NDIFError
 
     choices = [*choices, *ctx.args]  # `--choices A B`: B arrives as an extra argument
     if (response is None) == (generate is None):
@@ -99,9 +104,9 @@ def confidence_command(
         )
         if generate is not None:
             graph = graph.model_copy(update={"generate": il.Generate(max_new_tokens=generate)})
-        m = il.load(model)
-        ds = il.confidence(m, prompt, readout, response=response, graph=graph)
-    except (ValidationError, ValueError, OSError) as err:
+        m, chosen = load_for(model, backend, host)
+        ds = il.confidence(m, prompt, readout, response=response, graph=graph, backend=chosen)
+    except (ValidationError, ValueError, OSError, NDIFError) as err:
         _fail(str(err))
     if plot:
         plot_confidence(ds, plot, title=prompt)

@@ -11,6 +11,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from interlace.runtime.backend_cli import BackendName, BackendOption, HostOption
+
 console = Console()
 store_app = typer.Typer(help="Inspect activation stores.", no_args_is_help=True)
 
@@ -51,12 +53,15 @@ def cache_command(
         str | None,
         typer.Option("--text-field", help="The prompt's field (default: text or messages)."),
     ] = None,
+    backend: BackendOption = BackendName.local,
+    host: HostOption = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Cache activations of a dataset into a zarr store; rerun the same command to resume."""
     from interlace.interventions import ValidationError
     from interlace.models.adapters import UnsupportedArchitectureError
     from interlace.models.errors import ModelLoadError
+    from interlace.runtime.ndif import NDIFError
     from interlace.stores.errors import StoreError
     from interlace.stores.job import cache
 
@@ -73,11 +78,15 @@ def cache_command(
             graph=graph,
             text_field=text_field,
             progress=not as_json,
+            backend=backend.value,
+            host=host,
         )
     except ValidationError as err:
         _fail(f"nothing was run:\n{err}")
-    except (StoreError, ModelLoadError, UnsupportedArchitectureError, OSError) as err:
+    except (StoreError, ModelLoadError, UnsupportedArchitectureError, OSError, ValueError) as err:
         _fail(str(err))
+    except NDIFError as err:  # batches written so far stay: rerun the command to resume
+        _fail(f"{err}\nThe batches cached so far are kept: rerun the same command to resume.")
     if as_json:
         print(json.dumps(asdict(report), indent=2))
     else:
