@@ -312,3 +312,20 @@ def test_a_changed_study_is_refused_and_a_complete_one_reused(tiny: Any, tmp_pat
     data["batch_size"] = 1
     with pytest.raises(StoreError, match="batch size"):
         run_study(Study.from_dict(data), model=tiny, out=out, progress=False)
+
+
+def test_the_backend_is_passed_to_every_run(tiny: Any, tmp_path: Path) -> None:
+    """``backend: simulate`` (the remote path, in-process) gives the local results."""
+    data = copy.deepcopy(STUDY)
+    data["dataset"]["n"] = 2
+    data["generate"] = None
+    data["readouts"] = [STUDY["readouts"][0]]
+    data["sweep"]["axes"] = {"coeff": {"field": "interventions[0].coeff", "values": [2.0]}}
+    local = run_study(Study.from_dict(data), model=tiny, out=tmp_path / "l.zarr", progress=False)
+    data["backend"] = "simulate"
+    sim = run_study(Study.from_dict(data), model=tiny, out=tmp_path / "s.zarr", progress=False)
+    a, b = open_results(local.path).load(), open_results(sim.path).load()
+    np.testing.assert_allclose(a["answer_logprob"], b["answer_logprob"], rtol=1e-5, atol=1e-6)
+    data["host"] = "not-a-url"
+    with pytest.raises(il.ValidationError, match="host"):
+        run_study(Study.from_dict(data), model=tiny, out=tmp_path / "h.zarr", progress=False)

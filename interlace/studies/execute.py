@@ -117,6 +117,7 @@ def run_study(
     if target is None:
         raise ValidationError([Problem("out", "no results store given", "out: PATH, or --out")])
     target = str(target) if out is not None or "://" in str(target) else str(base_dir / target)
+    _check_backend(study)
     plan = plan_for(study, base_dir, model)
     if model is None:
         import interlace as il
@@ -135,6 +136,16 @@ def run_study(
         written = _run_units(plan, model, runs, ids, summary, root, done, progress)
     units = len(plan.units)
     return StudyReport(target, status, units, written, time.perf_counter() - started, tuple(notes))
+
+
+def _check_backend(study: Study) -> None:
+    """The backend and host, as ``il.run`` will take them, before anything loads."""
+    from interlace.runtime.backend import as_backend
+
+    try:
+        as_backend(study.backend, study.host)
+    except ValueError as err:
+        raise ValidationError([Problem("host", str(err))]) from None
 
 
 def _prepare(plan: Plan, model: Any) -> tuple[list[Run], TokenIds, Summary]:

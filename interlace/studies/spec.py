@@ -227,9 +227,11 @@ class Study(Spec):
     schema_version: Literal[1] = SCHEMA_VERSION
     name: str | None = None
     model: Annotated[str, pydantic.Field(min_length=1)] = "smollm2-135m"
-    backend: Literal["local", "ndif"] = "local"
+    backend: Literal["local", "ndif", "simulate"] = "local"
+    """Where each run executes, as ``il.run``'s ``backend`` (``simulate``: the remote path
+    in-process)."""
     host: str | None = None
-    """The NDIF server for ``backend: ndif`` (default: the backend's own)."""
+    """The NDIF server for ``backend: ndif`` (default: ``NDIF_HOST``, else the public NDIF)."""
     dataset: DatasetSpec
     batch_size: Annotated[int, pydantic.Field(ge=1)] = 8
     vectors: dict[Name, StudyVector] = pydantic.Field(default_factory=dict)
