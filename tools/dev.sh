@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up the development environment in .venv at the repository root, then run a task:
 #   bash tools/dev.sh demo    # the demo on the bundled model
-#   bash tools/dev.sh test    # the whole test suite
+#   bash tools/dev.sh test    # the whole test suite (sets up the local NDIF first, once)
 #   bash tools/dev.sh setup   # only the environment
 # The environment is reused while pyproject.toml and this script are unchanged.
 set -euo pipefail
@@ -35,6 +35,9 @@ shift || true
 case "$task" in
     setup) echo "interlace: environment ready in $VENV" ;;
     demo) exec "$VENV/bin/interlace" demo "$@" ;;
-    test) exec "$VENV/bin/python" -m pytest "$@" ;;
+    test)
+        # the local NDIF the remote tests run against (cached: a no-op once set up)
+        bash tools/ndif/setup.sh
+        exec "$VENV/bin/python" -m pytest "$@" ;;
     *) echo "usage: bash tools/dev.sh [setup|demo|test] [args...]" >&2; exit 2 ;;
 esac
