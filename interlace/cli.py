@@ -251,7 +251,8 @@ def run(
 def demo(
     model: ModelOption = "smollm2-135m",
 ) -> None:
-    """Load the bundled model, steer it and ablate it, and print what changes."""
+    """A small study on the bundled model (ablations, a steering sweep beside a random
+    direction, a confidence curve, a probe) into ./interlace-demo: store, report, plots."""
     from interlace.demo import run_demo
 
     run_demo(model, console)
