@@ -155,6 +155,9 @@ def compare(local: il.RunResult, other: il.RunResult, tol: float) -> dict[str, f
         ref.assert_close_rel(
             np.nan_to_num(got.values), np.nan_to_num(expected.values), tol, what=key
         )
+        scale = np.abs(np.nan_to_num(expected.values)).max(axis=-1, keepdims=True)
+        rel = np.abs(np.nan_to_num(got.values - expected.values)) / np.maximum(scale, 1e-12)
+        diffs["captures_rel"] = max(diffs.get("captures_rel", 0.0), float(rel.max()))
         np.testing.assert_array_equal(got.token_index.values, expected.token_index.values)
     if local.generated_ids is not None:
         assert other.generated_ids.values.tolist() == local.generated_ids.values.tolist()

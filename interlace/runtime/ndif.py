@@ -199,6 +199,8 @@ def run_session(model: Any, steps: list[dict], backend: Backend) -> list[dict]:
 
 # ---- errors ----------------------------------------------------------------------------
 
+# what NDIF answers when it cannot bring a model up (unknown, or failing to load)
+_DEPLOY_FAILURES = ("Error starting model", "Error provisioning model")
 _TRANSIENT_HTTP = ("502", "503", "504", "Bad Gateway", "Service Unavailable", "Gateway Timeout")
 
 
@@ -216,6 +218,8 @@ def classify(err: BaseException, host: str, model: Any) -> NDIFError:
             return _refused(text, host, model)
         if text.startswith("Failed to send request"):
             return ServerUnavailable(f"the NDIF server at {host} is unavailable: {text}")
+        if text.startswith(_DEPLOY_FAILURES):
+            return _model_unavailable(text, host, model)
         return RemoteJobError(
             f"the job failed on the NDIF server at {host}; the server's traceback:\n{text}"
         )
@@ -233,11 +237,16 @@ def _refused(text: str, host: str, model: Any) -> NDIFError:
     if "version" in lowered:
         return VersionSkew(f"the NDIF server at {host} refused this client: {text}")
     if "model" in lowered or "deploy" in lowered:
-        return ModelNotAvailable(
-            f"the NDIF server at {host} cannot run {model.nnsight.repo_id!r}: {text}. "
-            "See which models it serves with nnsight.ndif.status()."
-        )
+        return _model_unavailable(text, host, model)
     return NDIFError(f"the NDIF server at {host} refused the request: {text}")
+
+
+def _model_unavailable(text: str, host: str, model: Any) -> ModelNotAvailable:
+    return ModelNotAvailable(
+        f"the NDIF server at {host} cannot run {model.nnsight.repo_id!r} ({text}). Is it a "
+        f"model that server serves? {host}/status lists them; a server of your own serves "
+        "the directories or hub ids its machine can load."
+    )
 
 
 def _is_connection_error(err: BaseException) -> bool:
@@ -277,6 +286,10 @@ def check_versions(host: str) -> None:
             "Is it running, and is the host right? (--host / NDIF_HOST; a local server: "
             "bash tools/ndif/start.sh)"
         ) from None
+    if response.status_code >= 500:  # up but not ready (e.g. Ray reconnecting): retried
+        raise ServerUnavailable(
+            f"the NDIF server at {host} is unavailable: HTTP {response.status_code} from /env"
+        )
     if response.status_code == 200:
         server = response.json().get("packages", {}).get("nnsight")
         client = version("nnsight")
@@ -285,4 +298,4 @@ def check_versions(host: str) -> None:
                 f"the NDIF server at {host} runs nnsight {server}, this client {client}: "
                 f"install the server's version here (pip install nnsight=={server})"
             )
-    _CHECKED.add(host)
+    _CHECKED.add(host)  # also when the server has no /env: its own gate decides

@@ -9,6 +9,7 @@ if curl -sf http://127.0.0.1:$NDIF_API_PORT/connected >/dev/null 2>&1; then
 fi
 [ -f "$NDIF_VENV/.complete" ] || { echo "no NDIF environment in $NDIF_VENV: run tools/ndif/setup.sh"; exit 1; }
 mkdir -p "$NDIF_HOME/logs" "$NDIF_RAY_TEMP_DIR"
+cd "$NDIF_HOME"   # not the caller's directory: the server must not import a checkout's packages
 echo $$ > "$NDIF_HOME/pgid"
 L=$NDIF_HOME/logs
 t0=$(date +%s)
