@@ -198,3 +198,56 @@ def test_server_stopped_mid_job_is_a_clear_error_and_the_rerun_resumes(
     report = il.cache(remote, DATA, out, batch_size=1, backend=flaky, **JOB)
     assert report.status == "resumed" and report.batches_written == 3
     assert_same_store(out, tmp_path / "local")
+
+
+FAULT_STUDY: dict[str, Any] = {
+    "name": "remote-fault",
+    "dataset": {"task": "arithmetic_verification", "n": 4, "seed": 3},
+    "batch_size": 1,
+    "conditions": {
+        "baseline": {},
+        "ablate": {"interventions": [{"kind": "ablate_heads", "layer": 5, "heads": [0, 2, 7]}]},
+    },
+    "readouts": [
+        {"kind": "logits", "name": "answer", "tokens": [" Yes", " No"], "target": "answer"}
+    ],
+}
+
+
+def test_server_stopped_mid_study_is_a_clear_error_and_the_rerun_resumes(
+    ndif_server: Any, local: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Runs last: stops the server before the study's third session, then restarts it."""
+    from interlace.studies.execute import open_results, run_study
+    from interlace.studies.spec import Study
+
+    study = Study.from_dict(FAULT_STUDY)
+    run_study(study, model=local, out=tmp_path / "local", progress=False)
+    sessions = 0
+    real = ndif._session
+
+    def stop_before_the_third(*args: Any) -> Any:
+        nonlocal sessions
+        sessions += 1
+        if sessions == 3:
+            ndif_server.stop()
+        return real(*args)
+
+    monkeypatch.setattr(ndif, "_session", stop_before_the_third)
+    out = tmp_path / "remote"
+    remote_kw = {"model": local, "out": out, "backend": "ndif", "host": ndif_server.url}
+    try:
+        with pytest.raises(ndif.ServerUnavailable) as info:
+            run_study(study, progress=False, **remote_kw)
+    finally:
+        monkeypatch.undo()
+        ndif_server.start()
+    assert f"cannot reach the NDIF server at {ndif_server.url}" in str(info.value)
+    written = int(progress.done(zarr.open_group(out, mode="r")).sum())
+    assert written == 2
+    report = run_study(study, progress=False, **remote_kw)
+    assert report.status == "resumed" and report.units_written == report.n_units - written
+    expected, got = open_results(tmp_path / "local").load(), open_results(out).load()
+    values = expected["answer_logprob"].values
+    assert np.abs(got["answer_logprob"].values - values).max() <= TOL
+    assert not np.allclose(values[0], values[1])  # the conditions differ: the check can fail
