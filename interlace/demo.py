@@ -4,9 +4,10 @@ A small study of arithmetic verification ("Is 3 + 4 = 8 correct? Answer Yes or N
 model as it is, with two attention heads ablated, with a few value vectors zeroed, and steered
 toward "Yes" at four coefficients beside a random direction of the same length. It reads the
 answer's log-probabilities, generates a short reply, follows the answer's confidence along
-that reply, and captures the residual stream, on which a linear probe per layer is trained to
-tell correct statements from wrong ones. Everything lands under ``./interlace-demo/``: the
-study file, the results store, and a report with plots. Rerun, it resumes or reuses the store.
+that reply, and captures the residual stream. Then it caches the residual stream of 96 worked
+statements ("4 + 4 = 8\n3 + 5 = 7") and trains a linear probe per layer to tell correct
+statements from wrong ones. Everything lands under ``./interlace-demo/``: the study file, the
+stores, and a report with plots. Rerun, it resumes or reuses the stores.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ STUDY = """\
 # The demo study (interlace demo). Run it yourself: interlace study study.yaml
 name: demo
 model: {model}
-dataset: {{task: arithmetic_verification, n: 24, seed: 0, options: {{chat: true}}}}
-batch_size: 12
+dataset: {{task: arithmetic_verification, n: 16, seed: 0, options: {{chat: true}}}}
+batch_size: 16
 vectors:
   toward_yes: {{unembed: "Yes"}}
   random: {{random: 0, like: toward_yes}}
@@ -42,7 +43,7 @@ sweep:
   conditions: [steer, steer_random]
   axes:
     coeff: {{field: "interventions[0].coeff", values: [-0.5, -0.25, 0.25, 0.5]}}
-generate: {{max_new_tokens: 12}}
+generate: {{max_new_tokens: 10}}
 readouts:
   - {{kind: logits, name: answer, tokens: ["Yes", "No"], target: answer}}
   - {{kind: generation, name: reply, extract: yes_no, score: exact_match, target: answer}}
@@ -56,6 +57,7 @@ def run_demo(name: str, console: Any, out: Path = OUT) -> None:
     """Run the demo study on ``name``, then its report and a probe, into ``out``."""
     import interlace as il
     from interlace.analyses.plots import plot_probes
+    from interlace.datasets import arithmetic_statements
     from interlace.studies.execute import load_study, open_results, plan_for, run_study
     from interlace.studies.report import write_report
 
@@ -72,32 +74,46 @@ def run_demo(name: str, console: Any, out: Path = OUT) -> None:
     console.print(report.message(), highlight=False)
 
     results = open_results(report.path).load()
-    accuracy = results["answer_correct"].mean("example")
-    console.print("answer accuracy (next token, Yes vs No) by condition:")
+    logprob = results["answer_logprob"]
+    log_odds = (logprob.sel(answer_token="Yes") - logprob.sel(answer_token="No")).mean("example")
+    console.print("mean log-odds of the answer 'Yes' over 'No' (next token), by condition:")
     for condition in study.conditions:
-        row = accuracy.sel(condition=condition)
-        pairs = zip(row.coeff.values, row.values, strict=True)
-        values = "  ".join(f"{c:+.2f}: {float(v):.2f}" for c, v in pairs)
-        swept = bool(results["swept"].sel(condition=condition))
-        shown = values if swept else f"{float(row.isel(coeff=0)):.2f}"
+        row = log_odds.sel(condition=condition)
+        if bool(results["swept"].sel(condition=condition)):
+            shown = "  ".join(
+                f"{c:+.2f}: {float(v):+.2f}"
+                for c, v in zip(row.coeff.values, row.values, strict=True)
+            )
+        else:
+            shown = f"{float(row.isel(coeff=0)):+.2f}"
         console.print(f"  {condition:>20}  {shown}", highlight=False)
 
-    baseline = results.sel(condition="baseline").isel(coeff=0)
-    probes = il.train_probes(baseline["resid_post"], label="label", seed=0)
+    statements = il.cache(
+        model,
+        arithmetic_statements(96, seed=1),
+        out / "statements.zarr",
+        sites="resid_post",
+        layers="all",
+        positions="last",
+        batch_size=16,
+    )
+    console.print(statements.message(), highlight=False)
+    probes = il.train_probes(il.open_store(out / "statements.zarr"), label="label", seed=0)
     plot_probes(probes, out / "probe.png")
-    best = int(probes["auroc"].values.argmax())
-    layer = int(probes["layer"][best])
+    accuracy = probes["accuracy"].sel(site="resid_post")
+    layer = int(accuracy.idxmax("layer"))
     console.print(
-        f"probe of the residual (statement correct?): best layer {layer}, "
-        f"test AUROC {float(probes['auroc'][best]):.2f} on {int((probes.split == 'test').sum())} "
-        "held-out examples",
+        f"probe of the residual (statement correct?): best layer {layer}, test accuracy "
+        f"{float(accuracy.sel(layer=layer)):.2f} on {int((probes.split == 'test').sum())} "
+        "held-out statements (chance 0.50)",
         highlight=False,
     )
     path = write_report(report.path, out)
     with path.open("a", encoding="utf-8") as md:
         md.write(
-            "\n## Probe\n\nA logistic-regression probe per layer of the baseline's residual "
-            "stream (last token) for `label` (the statement is correct).\n\n![probe](probe.png)\n"
+            "\n## Probe\n\nA logistic-regression probe per layer of the residual stream (last "
+            "token) of 96 worked statements (`statements.zarr`, made with `il.cache`) for "
+            "`label` (the statement is correct).\n\n![probe](probe.png)\n"
         )
     console.print(f"report: {path}")
     console.print(f"[green]demo done[/green] in {time.time() - t0:.1f}s")

@@ -1,5 +1,5 @@
 """``interlace demo`` end to end on the bundled model: the study, its store, the report, the
-probe. It is the README's main job, so CI runs it whole (about 3.5 minutes on one CPU thread)."""
+probe. It is the README's main job, so CI runs it whole (about 2.5 minutes on one CPU thread)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,13 @@ def test_demo_runs_end_to_end(tmp_path, monkeypatch):
     # the steering sweep moves the answer's confidence: +0.5 toward "Yes" beats -0.5
     steer = results["confidence_log_odds"].sel(condition="steer").isel(confidence_checkpoint=0)
     assert float(steer.sel(coeff=0.5).mean()) > float(steer.sel(coeff=-0.5).mean()) + 1.0
+    # and the next-token answer: log-odds of "Yes" over "No" rise with the coefficient
+    lp = results["answer_logprob"].sel(condition="steer")
+    log_odds = (lp.sel(answer_token="Yes") - lp.sel(answer_token="No")).mean("example")
+    assert (np.diff(log_odds.values) > 0).all(), log_odds.values
     assert np.isfinite(results["resid_post"].values).all()
+    probes = (demo / "statements.zarr").exists() and "test accuracy" in out.output
+    assert probes, out.output
     report = (demo / "report.md").read_text()
     for section in ("## answer_correct", "## confidence", "## Probe"):
         assert section in report
