@@ -34,11 +34,12 @@ def tiny_wrapped(smollm2: Any) -> Callable[[str], Any]:
     return get
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def ndif_server() -> Iterator[Any]:
     """The local NDIF on 127.0.0.1 (``tests/ndif_server.py``): one already running is reused,
-    else it is set up and started once per session and stopped at the end. If it cannot be
-    had, the tests that use it fail saying why."""
+    else it is set up and started for the module that uses it and stopped after it (an idle
+    Ray cluster would slow the rest of the suite). If it cannot be had, the tests that use it
+    fail saying why."""
     import ndif_server
 
     server = ndif_server.acquire()

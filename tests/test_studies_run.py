@@ -329,3 +329,34 @@ def test_the_backend_is_passed_to_every_run(tiny: Any, tmp_path: Path) -> None:
     data["host"] = "not-a-url"
     with pytest.raises(il.ValidationError, match="host"):
         run_study(Study.from_dict(data), model=tiny, out=tmp_path / "h.zarr", progress=False)
+
+
+@pytest.mark.parametrize(("vectors", "remote"), [({}, True), ({"v": {"unembed": " Yes"}}, False)])
+def test_an_ndif_study_loads_no_weights_unless_a_vector_reads_them(
+    tmp_path: Path, monkeypatch: Any, vectors: dict, remote: bool
+) -> None:
+    """On NDIF the study loads the model without weights (they stay on the server), except
+    when a vector is read from them (``unembed``)."""
+    loads: list[bool] = []
+
+    class Loaded(Exception):
+        pass
+
+    def load(name: str, remote: bool = False, **kwargs: Any) -> Any:
+        loads.append(remote)
+        raise Loaded
+
+    monkeypatch.setattr(il, "load", load)
+    data = {
+        "name": "remote",
+        "model": "smollm2-135m",
+        "backend": "ndif",
+        "host": "http://127.0.0.1:1",
+        "dataset": {"task": "capitals", "n": 2},
+        "vectors": vectors,
+        "conditions": {"baseline": {}},
+        "readouts": [{"kind": "logits", "name": "answer", "target": "answer"}],
+    }
+    with pytest.raises(Loaded):
+        run_study(Study.from_dict(data), out=tmp_path / "r.zarr", progress=False)
+    assert loads == [remote]

@@ -75,6 +75,14 @@ def weights_hash(hf: torch.nn.Module) -> str:
     return sha.hexdigest()
 
 
+def model_weights_id(model: Any) -> str:
+    """The weights' hash; for a model whose weights stay on a server (``load(remote=True)``),
+    the hash of what names them there."""
+    if model.has_weights:
+        return weights_hash(model.hf)
+    return hashlib.sha256(f"remote:{model.source}".encode()).hexdigest()
+
+
 def tokenizer_hash(tokenizer: Any) -> str:
     """SHA-256 of what decides tokenization: the tokenizer's own JSON (vocabulary, merges,
     normaliser, special tokens) as serialised with padding and truncation off (they are set per

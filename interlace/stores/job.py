@@ -21,7 +21,6 @@ and end equal to an uninterrupted run:
 from __future__ import annotations
 
 import datetime
-import hashlib
 import os
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -51,9 +50,9 @@ from interlace.stores.errors import StoreError
 from interlace.stores.identity import (
     differences,
     identity,
+    model_weights_id,
     tokenizer_hash,
     versions,
-    weights_hash,
 )
 from interlace.stores.location import exists, remove_partial_files, zarr_store
 from interlace.stores.reader import FORMAT, FORMAT_ATTR, check_safe
@@ -140,9 +139,7 @@ def cache(
         status = "resumed" if done.any() else "created"
         if status == "resumed" and remove_partial_files(store):
             notes.append("removed temporary files an interrupted write left behind")
-        written = _run_batches(
-            model, graph, base_dir, data, layout, root, done, progress, backend
-        )
+        written = _run_batches(model, graph, base_dir, data, layout, root, done, progress, backend)
     seconds = time.perf_counter() - started
     return CacheReport(
         str(out), status, layout.n_examples, layout.n_batches, written, seconds, tuple(notes)
@@ -227,14 +224,6 @@ def _config_shape(name: str) -> Any:
     return adapter_for(AutoConfig.from_pretrained(str(resolve_source(name)))).shape
 
 
-def _weights_id(model: Model) -> str:
-    """The weights' hash; for a model whose weights stay on a server (``load(remote=True)``),
-    the hash of what names them there."""
-    if model.has_weights:
-        return weights_hash(model.hf)
-    return hashlib.sha256(f"remote:{model.source}".encode()).hexdigest()
-
-
 def _max_tokens(model: Model) -> int | None:
     return getattr(model.hf.config, "max_position_embeddings", None)
 
@@ -252,7 +241,7 @@ def _attrs(
     n_batches = -(-summary.n_examples // batch_size)
     return {
         FORMAT_ATTR: FORMAT,
-        "model_weights_sha256": _weights_id(model),
+        "model_weights_sha256": model_weights_id(model),
         "tokenizer_sha256": tokenizer_hash(model.tokenizer),
         "adapter_family": model.adapter.family,
         "graph_sha256": graph.content_hash(base_dir),
@@ -383,9 +372,7 @@ def _run_batches(
         with StoreWriter(root, layout, on_written) as writer:
             for index, examples in _batches(data, layout.batch_size):
                 if not done[index]:
-                    arrays = _capture(
-                        model, captures, base_dir, examples, layout, tokens, backend
-                    )
+                    arrays = _capture(model, captures, base_dir, examples, layout, tokens, backend)
                     writer.submit(BatchData(index, arrays))
     return written
 

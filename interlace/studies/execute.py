@@ -31,7 +31,7 @@ from interlace.interventions import Capture, Problem, ValidationError
 from interlace.stores import progress as flags
 from interlace.stores.dataset import Dataset, Summary, field_arrays, scan
 from interlace.stores.errors import StoreError
-from interlace.stores.identity import tokenizer_hash, versions, weights_hash
+from interlace.stores.identity import model_weights_id, tokenizer_hash, versions
 from interlace.stores.location import exists, remove_partial_files, zarr_store
 from interlace.stores.reader import FORMAT, FORMAT_ATTR, check_safe, open_root
 from interlace.stores.writer import BatchData, StoreWriter
@@ -39,7 +39,7 @@ from interlace.studies.conditions import build_graph
 from interlace.studies.plan import STRING, Plan, Run, plan_study
 from interlace.studies.readouts import TokenIds, batch_arrays, token_ids
 from interlace.studies.spec import FileDataset, Study
-from interlace.studies.vectors import resolve_vectors
+from interlace.studies.vectors import needs_weights, resolve_vectors
 
 KIND_ATTR = "interlace_kind"
 KIND = "study"
@@ -122,7 +122,9 @@ def run_study(
     if model is None:
         import interlace as il
 
-        model = il.load(study.model)
+        # on NDIF the weights stay on the server, unless a vector is read from them
+        remote = study.backend == "ndif" and not needs_weights(study)
+        model = il.load(study.model, remote=remote)
     runs, ids, summary = _prepare(plan, model)
     attrs = _attrs(plan, model, runs, summary.sha256)
     store = zarr_store(target)
@@ -184,7 +186,7 @@ def _attrs(plan: Plan, model: Any, runs: list[Run], dataset_sha256: str) -> dict
     return {
         FORMAT_ATTR: FORMAT,
         KIND_ATTR: KIND,
-        "model_weights_sha256": weights_hash(model.hf),
+        "model_weights_sha256": model_weights_id(model),
         "tokenizer_sha256": tokenizer_hash(model.tokenizer),
         "adapter_family": model.adapter.family,
         "dataset_sha256": dataset_sha256,

@@ -17,6 +17,11 @@ from interlace.interventions import Problem, ValidationError, VectorFile, load_v
 from interlace.studies.spec import RandomVector, Study, UnembedVector
 
 
+def needs_weights(study: Study) -> bool:
+    """Whether resolving the study's vectors reads the model's weights (``unembed``)."""
+    return any(isinstance(v, UnembedVector) for v in study.vectors.values())
+
+
 def resolve_vectors(study: Study, model: Any, base_dir: Path) -> dict[str, Any]:
     """Each named vector as graph data: a list of floats, or a vector file's fields."""
     from interlace.analyses.vectors import random_directions
