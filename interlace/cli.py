@@ -9,6 +9,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from interlace.analyses.commands import lens_command, probe_command
+from interlace.runtime.backend_cli import BackendName, BackendOption, HostOption
+from interlace.runtime.commands import confidence_command
+from interlace.stores.commands import cache_command, store_app
+from interlace.studies.commands import report_command, study_command
+
 app = typer.Typer(
     help="Declarative mechanistic-interpretability experiments on language models.",
     no_args_is_help=True,
@@ -17,8 +23,6 @@ app = typer.Typer(
 console = Console()
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
-
-from interlace.runtime.backend_cli import BackendName, BackendOption, HostOption  # noqa: E402
 
 
 def _fail(message: str) -> None:
@@ -258,29 +262,11 @@ def demo(
     run_demo(model, console)
 
 
-from interlace.stores.commands import cache_command, store_app  # noqa: E402
-
+# Commands defined beside the API they drive (each module imports its heavy parts lazily).
 app.command("cache")(cache_command)
 app.add_typer(store_app, name="store")
-
-from interlace.runtime.commands import confidence_command  # noqa: E402
-
 app.command("confidence", context_settings={"allow_extra_args": True})(confidence_command)
-
-from interlace.analyses.commands import lens_command, probe_command  # noqa: E402
-
 app.command("lens")(lens_command)
 app.command("probe")(probe_command)
-
-from interlace.studies.commands import report_command, study_command  # noqa: E402
-
 app.command("study")(study_command)
 app.command("report")(report_command)
-
-
-def main() -> None:
-    app()
-
-
-if __name__ == "__main__":
-    main()
