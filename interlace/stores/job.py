@@ -54,8 +54,9 @@ from interlace.stores.identity import (
     tokenizer_hash,
     versions,
 )
-from interlace.stores.location import exists, remove_partial_files, zarr_store
-from interlace.stores.reader import FORMAT, FORMAT_ATTR, check_safe
+from interlace.stores.location import remove_partial_files, zarr_store
+from interlace.stores.reader import FORMAT, FORMAT_ATTR
+from interlace.stores.resume import open_or_create, progress_bar, refusal
 from interlace.stores.schema import Layout, Selection, check_fields, parse_selection
 from interlace.stores.writer import BatchData, StoreWriter
 
@@ -288,38 +289,31 @@ def _open_or_create(
     model: Model,
 ) -> tuple[zarr.Group, list[str]]:
     """Open this job's store (refusing another's), creating it if new or half-created."""
-    notes: list[str] = []
-    if exists(store):
-        found = check_safe(store, out).get("attributes", {})
+
+    def check(found: dict[str, Any]) -> None:
         if found.get(FORMAT_ATTR) != FORMAT:
             raise StoreError(
                 f"{out} exists and is not an interlace store: choose another --out path"
             )
         diffs = differences(identity(found), identity(attrs))
         if diffs:
-            raise StoreError(
-                f"{out} holds a different job, so it cannot be resumed or reused:\n"
-                + "\n".join(f"  - {d}" for d in diffs)
-                + "\nWrite to another --out path, or delete this store to start over."
-            )
-        if found["batch_size"] != attrs["batch_size"]:
-            notes.append(
-                f"the store was started with batch size {found['batch_size']}; it keeps it "
-                f"(chunks are aligned with batches), not {attrs['batch_size']}"
-            )
-        root = zarr.open_group(store, mode="r+", zarr_format=3)
-        if flags.flags(root) is not None:
-            return root, notes
-        attrs = found  # an interrupted creation: create again, as it was started
-    root = zarr.open_group(store, mode="a", zarr_format=3, attributes=attrs)
-    for name in list(root.keys()):
-        del root[name]
-    layout = _layout(attrs, selection, summary, model)
-    template, encoding = layout.template(attrs)
-    template.to_zarr(
-        store, mode="a", compute=False, consolidated=False, zarr_format=3, encoding=encoding
-    )
-    flags.create(root, layout.n_batches)
+            raise StoreError(refusal(str(out), "job", diffs))
+
+    def create(root: zarr.Group, attrs: dict[str, Any]) -> int:
+        layout = _layout(attrs, selection, summary, model)
+        template, encoding = layout.template(attrs)
+        template.to_zarr(
+            store, mode="a", compute=False, consolidated=False, zarr_format=3, encoding=encoding
+        )
+        return layout.n_batches
+
+    root, found = open_or_create(store, str(out), attrs, check, create)
+    notes = []
+    if found is not None and found["batch_size"] != attrs["batch_size"]:
+        notes.append(
+            f"the store was started with batch size {found['batch_size']}; it keeps it "
+            f"(chunks are aligned with batches), not {attrs['batch_size']}"
+        )
     return root, notes
 
 
@@ -335,9 +329,6 @@ def _run_batches(
     backend: Backend,
 ) -> int:
     """Compute every incomplete batch and write it in the background; returns how many."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
     sel = layout.selection
     captures = Graph(
         interventions=graph.interventions,
@@ -352,14 +343,7 @@ def _run_batches(
         ],
     )
     tokens = TokenText(model.tokenizer)
-    bar = Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-        disable=not show,
-    )
+    bar = progress_bar(show)
     written = 0
     with bar:
         task = bar.add_task("caching batches", total=layout.n_batches, completed=int(done.sum()))

@@ -32,8 +32,9 @@ from interlace.stores import progress as flags
 from interlace.stores.dataset import Dataset, Summary, field_arrays, scan
 from interlace.stores.errors import StoreError
 from interlace.stores.identity import model_weights_id, tokenizer_hash, versions
-from interlace.stores.location import exists, remove_partial_files, zarr_store
-from interlace.stores.reader import FORMAT, FORMAT_ATTR, check_safe, open_root
+from interlace.stores.location import remove_partial_files, zarr_store
+from interlace.stores.reader import FORMAT, FORMAT_ATTR, open_root
+from interlace.stores.resume import open_or_create, progress_bar, refusal
 from interlace.stores.writer import BatchData, StoreWriter
 from interlace.studies.conditions import build_graph
 from interlace.studies.plan import STRING, Plan, Run, plan_study
@@ -128,7 +129,7 @@ def run_study(
     runs, ids, summary = _prepare(plan, model)
     attrs = _attrs(plan, model, runs, summary.sha256)
     store = zarr_store(target)
-    root, notes = _open_or_create(store, target, plan, attrs)
+    root, notes = _open_or_create(store, target, plan, attrs), []
     done = flags.done(root)
     status, written = "complete", 0
     if not done.all():
@@ -228,35 +229,24 @@ def differences(stored: dict[str, Any], wanted: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _open_or_create(
-    store: Any, out: str, plan: Plan, attrs: dict[str, Any]
-) -> tuple[zarr.Group, list[str]]:
+def _open_or_create(store: Any, out: str, plan: Plan, attrs: dict[str, Any]) -> zarr.Group:
     """Open this study's store (refusing another's), creating it if new or half-created."""
-    notes: list[str] = []
-    if exists(store):
-        found = check_safe(store, out).get("attributes", {})
+
+    def check(found: dict[str, Any]) -> None:
         if found.get(FORMAT_ATTR) != FORMAT or found.get(KIND_ATTR) != KIND:
             raise StoreError(f"{out} exists and is not a study's results store: choose another out")
         diffs = differences(found, attrs)
         if diffs:
-            raise StoreError(
-                f"{out} holds a different study, so it cannot be resumed:\n"
-                + "\n".join(f"  - {d}" for d in diffs)
-                + "\nWrite to another out path, or delete this store to start over."
-            )
-        root = zarr.open_group(store, mode="r+", zarr_format=3)
-        if flags.flags(root) is not None:
-            return root, notes
-        attrs = found  # an interrupted creation: create again, as it was started
-    root = zarr.open_group(store, mode="a", zarr_format=3, attributes=attrs)
-    for name in list(root.keys()):
-        del root[name]
-    template, encoding = _template(plan, attrs)
-    template.to_zarr(
-        store, mode="a", compute=False, consolidated=False, zarr_format=3, encoding=encoding
-    )
-    flags.create(root, len(plan.units))
-    return root, notes
+            raise StoreError(refusal(out, "study", diffs))
+
+    def create(root: zarr.Group, attrs: dict[str, Any]) -> int:
+        template, encoding = _template(plan, attrs)
+        template.to_zarr(
+            store, mode="a", compute=False, consolidated=False, zarr_format=3, encoding=encoding
+        )
+        return len(plan.units)
+
+    return open_or_create(store, out, attrs, check, create)[0]
 
 
 def _coord(values: list[Any]) -> np.ndarray:
@@ -323,9 +313,6 @@ def _run_units(
     show: bool,
 ) -> int:
     """Compute every incomplete unit and write it in the background; returns how many."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
     import interlace as il
     from interlace.runtime.prompts import encode
 
@@ -336,14 +323,7 @@ def _run_units(
     kwargs: dict[str, Any] = {"backend": study.backend}
     if study.host is not None:
         kwargs["host"] = study.host
-    bar = Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-        disable=not show,
-    )
+    bar = progress_bar(show)
     written = 0
     with bar:
         task = bar.add_task("study units", total=len(plan.units), completed=int(done.sum()))
