@@ -135,6 +135,13 @@ class _NoInterlace(importlib.abc.MetaPathFinder):
             raise ModuleNotFoundError(f"No module named {name!r} (simulated NDIF server)")
 
 
+#: The test runner's modules. nnsight's simulation takes every module a server lacks out of
+#: ``sys.modules`` while it deserializes; pytest's import hook (on ``sys.meta_path``) then
+#: re-imports parts of pytest mid-test, and the suite saw ``_pytest`` without ``main``
+#: afterwards. Trace code never uses them, so they stay.
+_RUNNER_MODULES = {"_pytest", "pytest", "pluggy", "iniconfig", "hypothesis"}
+
+
 def _simulation(nm: Any) -> Any:
     """nnsight's ``remote="local"`` backend, made strict: it hides modules found on
     ``sys.path`` while it deserializes, but an editable install's import hook would still find
@@ -144,6 +151,9 @@ def _simulation(nm: Any) -> Any:
     class StrictSimulation(LocalSimulationBackend):
         def _hide_local_modules(self) -> dict:
             hidden = super()._hide_local_modules()
+            modules = hidden["modules"]
+            for name in [n for n in modules if n.split(".")[0] in _RUNNER_MODULES]:
+                sys.modules[name] = modules.pop(name)
             sys.meta_path.insert(0, _NO_INTERLACE)
             return hidden
 
