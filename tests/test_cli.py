@@ -61,9 +61,16 @@ def test_explain_orders_by_execution_and_names_modules(no_weights: None) -> None
     result = runner.invoke(app, ["explain", EXAMPLE])
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    order = [next(i for i, line in enumerate(lines) if key in line)
-             for key in ("resid_post[8]", "head_z[10]", "mlp_act[12]", "resid_post[12]",
-                         "resid_post[16]")]
+    order = [
+        next(i for i, line in enumerate(lines) if key in line)
+        for key in (
+            "resid_post[8]",
+            "head_z[10]",
+            "mlp_act[12]",
+            "resid_post[12]",
+            "resid_post[16]",
+        )
+    ]
     assert order == sorted(order)
     assert "input of model.layers.10.self_attn.o_proj" in result.output
     assert "[h*64:(h+1)*64]" in result.output
@@ -73,10 +80,11 @@ def test_explain_orders_by_execution_and_names_modules(no_weights: None) -> None
 def test_run_prints_top_tokens_and_requested_logprobs(tmp_path: Path) -> None:
     empty = tmp_path / "empty.yaml"
     empty.write_text("interventions: []\n")
-    result = runner.invoke(app, ["run", str(empty), "-p", PROMPT, "--tokens", " Paris",
-                                 " London", "--json"])
+    result = runner.invoke(
+        app, ["run", str(empty), "-p", PROMPT, "--tokens", " Paris", " London", "--json"]
+    )
     assert result.exit_code == 0, result.output
-    ex = json.loads(result.output[result.output.index("{"):])["examples"][0]
+    ex = json.loads(result.output[result.output.index("{") :])["examples"][0]
     assert ex["top"][0]["token"] == " Paris"
     import interlace as il
 
@@ -98,3 +106,17 @@ def test_run_writes_a_store(tmp_path: Path) -> None:
     assert ds["resid_post"].sizes == {"example": 1, "layer": 3, "d_model": 576}
     assert list(ds["layer"].values) == [8, 12, 16]
     assert ds.attrs["graph_hash"]
+
+
+def test_the_command_line_starts_without_torch() -> None:
+    """``interlace --help`` and argument errors need no model: importing the CLI loads neither
+    torch nor nnsight (they load when a command runs)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, interlace.cli; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'nnsight')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout
