@@ -11,8 +11,10 @@ that stops the server runs last: it restarts it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -164,6 +166,30 @@ def test_a_model_the_server_cannot_deploy(
     assert str(empty) in str(info.value)
 
 
+@contextlib.contextmanager
+def stopped_before_session(
+    n: int, ndif_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[None]:
+    """The server is stopped just before the ``n``-th remote session inside the block, and
+    started again when the block is left."""
+    sessions = 0
+    real = ndif._session
+
+    def stop_before(*args: Any) -> Any:
+        nonlocal sessions
+        sessions += 1
+        if sessions == n:
+            ndif_server.stop()
+        return real(*args)
+
+    monkeypatch.setattr(ndif, "_session", stop_before)
+    try:
+        yield
+    finally:
+        monkeypatch.undo()
+        ndif_server.start()
+
+
 def test_server_stopped_mid_job_is_a_clear_error_and_the_rerun_resumes(
     ndif_server: Any,
     local: Any,
@@ -173,25 +199,11 @@ def test_server_stopped_mid_job_is_a_clear_error_and_the_rerun_resumes(
 ) -> None:
     """Runs last: stops the server before the third of five batches, then restarts it."""
     il.cache(local, DATA, tmp_path / "local", batch_size=1, **JOB)
-    sessions = 0
-    real = ndif._session
-
-    def stop_before_the_third(*args: Any) -> Any:
-        nonlocal sessions
-        sessions += 1
-        if sessions == 3:
-            ndif_server.stop()
-        return real(*args)
-
-    monkeypatch.setattr(ndif, "_session", stop_before_the_third)
     flaky = Backend("ndif", ndif_server.url, retries=1, backoff=0.2)
     out = tmp_path / "remote"
-    try:
+    with stopped_before_session(3, ndif_server, monkeypatch):
         with pytest.raises(ndif.ServerUnavailable) as info:
             il.cache(remote, DATA, out, batch_size=1, backend=flaky, **JOB)
-    finally:
-        monkeypatch.undo()
-        ndif_server.start()
     assert f"cannot reach the NDIF server at {ndif_server.url}" in str(info.value)
     done = progress.done(zarr.open_group(out, mode="r"))
     assert done.tolist() == [True, True, False, False, False]
@@ -223,25 +235,11 @@ def test_server_stopped_mid_study_is_a_clear_error_and_the_rerun_resumes(
 
     study = Study.from_dict(FAULT_STUDY)
     run_study(study, model=local, out=tmp_path / "local", progress=False)
-    sessions = 0
-    real = ndif._session
-
-    def stop_before_the_third(*args: Any) -> Any:
-        nonlocal sessions
-        sessions += 1
-        if sessions == 3:
-            ndif_server.stop()
-        return real(*args)
-
-    monkeypatch.setattr(ndif, "_session", stop_before_the_third)
     out = tmp_path / "remote"
     remote_kw = {"model": local, "out": out, "backend": "ndif", "host": ndif_server.url}
-    try:
+    with stopped_before_session(3, ndif_server, monkeypatch):
         with pytest.raises(ndif.ServerUnavailable) as info:
             run_study(study, progress=False, **remote_kw)
-    finally:
-        monkeypatch.undo()
-        ndif_server.start()
     assert f"cannot reach the NDIF server at {ndif_server.url}" in str(info.value)
     written = int(progress.done(zarr.open_group(out, mode="r")).sum())
     assert written == 2

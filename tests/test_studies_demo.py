@@ -27,8 +27,7 @@ def test_demo_runs_end_to_end(tmp_path, monkeypatch):
     log_odds = (lp.sel(answer_token="Yes") - lp.sel(answer_token="No")).mean("example")
     assert (np.diff(log_odds.values) > 0).all(), log_odds.values
     assert np.isfinite(results["resid_post"].values).all()
-    probes = (demo / "statements.zarr").exists() and "test accuracy" in out.output
-    assert probes, out.output
+    assert (demo / "statements.zarr").exists() and "test accuracy" in out.output, out.output
     report = (demo / "report.md").read_text()
     for section in ("## answer_correct", "## confidence", "## Probe"):
         assert section in report

@@ -49,6 +49,16 @@ def _other_points(ds: xr.Dataset, dims: list[str]) -> list[dict[str, Any]]:
     return [dict(zip(dims, combo, strict=True)) for combo in itertools.product(*values)]
 
 
+def _finish(fig: Figure, ax: Any, path: str | os.PathLike | None) -> Figure:
+    """Legend and grid; written as PNG to ``path`` when one is given."""
+    ax.legend(fontsize=7, loc="best")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path, format="png", dpi=100)
+    return fig
+
+
 def plot_score(ds: xr.Dataset, name: str, path: str | os.PathLike | None = None) -> Figure:
     """Mean ``name`` over examples against the first sweep axis, per condition (see the
     module docstring)."""
@@ -82,12 +92,7 @@ def plot_score(ds: xr.Dataset, name: str, path: str | os.PathLike | None = None)
     ax.set_xlabel(x_dim or "")
     ax.set_ylabel(f"mean {name}")
     ax.set_title(f"{name} by condition")
-    ax.legend(fontsize=7, loc="best")
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    if path is not None:
-        fig.savefig(path, format="png", dpi=100)
-    return fig
+    return _finish(fig, ax, path)
 
 
 def fork_readouts(ds: xr.Dataset) -> list[str]:
@@ -118,12 +123,7 @@ def plot_confidence(ds: xr.Dataset, key: str, path: str | os.PathLike | None = N
     ax.set_xlabel("checkpoint (along the generation)")
     ax.set_ylabel("mean log-odds")
     ax.set_title(f"{key}: answer confidence along the generation")
-    ax.legend(fontsize=7, loc="best")
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    if path is not None:
-        fig.savefig(path, format="png", dpi=100)
-    return fig
+    return _finish(fig, ax, path)
 
 
 def _table(ds: xr.Dataset, name: str) -> list[str]:
