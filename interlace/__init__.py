@@ -31,7 +31,7 @@ _EXPORTS = {
     "Capture": "interlace.interventions",
     "Generate": "interlace.interventions",
     "ValidationError": "interlace.interventions",
-    "cache": "interlace.stores.job",
+    "cache": "interlace.jobs.cache",
     "open_store": "interlace.stores.reader",
     "StoreError": "interlace.stores.errors",
     "ForkReadout": "interlace.interventions",

@@ -267,7 +267,7 @@ def test_a_path_holding_something_else_is_refused(model: Any, tmp_path: Path) ->
     data = write_dataset(tmp_path / "data.jsonl", n=2)
     foreign = tmp_path / "foreign.zarr"
     xr.Dataset({"x": ("a", np.arange(3))}).to_zarr(foreign, zarr_format=3, consolidated=False)
-    with pytest.raises(il.StoreError, match="not an interlace store"):
+    with pytest.raises(il.StoreError, match="not an interlace activation store"):
         il.cache(model, str(data), foreign, **JOB)
     (tmp_path / "notes").mkdir()
     (tmp_path / "notes" / "mine.txt").write_text("keep me")

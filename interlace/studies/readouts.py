@@ -16,7 +16,8 @@ import numpy as np
 
 from interlace.interventions import Capture, ForkReadout, Problem, ValidationError
 from interlace.runtime.run import RunResult
-from interlace.studies.plan import STRING, Plan
+from interlace.stores.schema import STRING
+from interlace.studies.plan import Plan
 from interlace.studies.scoring import extract, score
 from interlace.studies.spec import GenerationReadout, LogitsReadout
 
