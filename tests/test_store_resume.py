@@ -193,7 +193,7 @@ def test_interrupted_in_process_resumes_and_equals_uninterrupted(
     assert done_batches(out).tolist() == [True] * 3 + [False] * 2
     with Forwards(model) as forwards:
         report = il.cache(model, str(data), out, **JOB)
-    assert (report.status, report.batches_written, forwards.n) == ("resumed", 2, 2)
+    assert (report.status, report.units_written, forwards.n) == ("resumed", 2, 2)
     want = il.open_store(tmp_path / "reference.zarr").load()
     assert_same_examples(il.open_store(out).load(), want, want["example"].values)
 
@@ -218,7 +218,7 @@ def test_an_interrupted_creation_is_created_again(
         il.open_store(out)
     assert il.open_store(out, partial=True).sizes["example"] == 0
     report = il.cache(model, str(data), out, **{**JOB, "batch_size": 3})
-    assert report.status == "created" and report.n_batches == 3
+    assert report.status == "created" and report.n_units == 3
     assert "batch size 4" in report.message()
     il.cache(model, str(data), tmp_path / "reference.zarr", **JOB)
     want = il.open_store(tmp_path / "reference.zarr").load()

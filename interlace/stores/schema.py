@@ -329,11 +329,20 @@ def check_fields(fields: dict[str, FieldKind]) -> None:
 def to_disk(values: np.ndarray, dtype: str) -> np.ndarray:
     """Float32 activations (NaN padding) as stored: cast, or bfloat16 as uint16 bits."""
     if dtype == "bfloat16":
-        import torch
-
-        bits = torch.from_numpy(np.ascontiguousarray(values)).to(torch.bfloat16).view(torch.int16)
-        return bits.numpy().view(np.uint16)
+        return to_bfloat16(values)
     return values.astype(_STORAGE[dtype], copy=False)
+
+
+def to_bfloat16(values: np.ndarray) -> np.ndarray:
+    """Float32 -> bfloat16 bit patterns (uint16), rounded to nearest even as torch rounds
+    (every NaN becomes :data:`BFLOAT16_NAN`), in numpy alone.
+
+    ``to_bfloat16(np.float32([1.0]))`` is ``[0x3F80]``."""
+    bits = np.ascontiguousarray(values, dtype=np.float32).view(np.uint32)
+    rounded = (bits + (0x7FFF + ((bits >> 16) & 1))) >> 16  # carries into the exponent: exact
+    out = rounded.astype(np.uint16)
+    out[np.isnan(values)] = BFLOAT16_NAN
+    return out
 
 
 def from_bfloat16(bits: np.ndarray) -> np.ndarray:

@@ -172,7 +172,7 @@ class Plan:
                 shape = " x ".join(map(str, var.shape))
                 lines.append(f"  {name} {var.dims} [{shape}] {np.dtype(var.dtype)}")
         lines.append(f"expected store size: {human_bytes(self.store_bytes())} before compression")
-        out = study.out or "(no out: give --out)"
+        out = study.out or "(none: give out)"
         lines.append(f"store: {out}")
         return lines
 
