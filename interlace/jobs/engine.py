@@ -106,9 +106,8 @@ class Job(ABC):
 
     def difference(self, key: str, stored: Any, wanted: Any) -> str:
         """One identity attribute's difference, in words."""
-        return f"{self.identity[key]}: the store has {_short(stored)}, this {self.noun} " + (
-            _short(wanted)
-        )
+        what, noun = self.identity[key], self.noun
+        return f"{what}: the store has {_short(stored)}, this {noun} {_short(wanted)}"
 
 
 @dataclass(frozen=True)
