@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import xarray as xr
@@ -171,29 +172,26 @@ IDENTITY = {
 not identity: the bundled model loaded by alias or by directory is the same job."""
 
 
+@dataclass
 class CacheJob(Job):
     """One :func:`cache` call, checked: the engine's view of it."""
 
-    noun = "job"
-    units_name = "batches"
-    store_name = "an interlace activation store"
-    identity = IDENTITY
-    kept = {"batch_size": ("batch size", "chunks are aligned with batches")}
+    noun: ClassVar[str] = "job"
+    units_name: ClassVar[str] = "batches"
+    store_name: ClassVar[str] = "an interlace activation store"
+    identity: ClassVar[Mapping[str, str]] = IDENTITY
+    kept: ClassVar[Mapping[str, tuple[str, str]]] = {
+        "batch_size": ("batch size", "chunks are aligned with batches")
+    }
 
-    def __init__(
-        self,
-        model: Model,
-        graph: Graph,
-        base_dir: Path | None,
-        data: Dataset,
-        selection: Selection,
-        summary: Summary,
-        batch_size: int,
-        backend: Backend,
-    ) -> None:
-        self.model, self.graph, self.base_dir, self.data = model, graph, base_dir, data
-        self.selection, self.summary, self.batch_size = selection, summary, batch_size
-        self.backend = backend
+    model: Model
+    graph: Graph
+    base_dir: Path | None
+    data: Dataset
+    selection: Selection
+    summary: Summary
+    batch_size: int
+    backend: Backend
 
     def attrs(self) -> dict[str, Any]:
         sel, summary = self.selection, self.summary

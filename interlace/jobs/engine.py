@@ -117,13 +117,14 @@ class JobReport:
 
     path: str
     status: Literal["created", "resumed", "complete"]
+    job: str
+    """What ran, as :attr:`Job.noun` names it."""
+    units_name: str
     n_units: int
     units_written: int
     n_examples: int
     seconds: float
     notes: tuple[str, ...] = ()
-    job: str = "job"
-    units_name: str = "units"
 
     def message(self) -> str:
         """The report in words: ``print(il.cache(...).message())``."""
@@ -171,13 +172,13 @@ def run_job(
     return JobReport(
         str(out),
         status,
+        job.noun,
+        job.units_name,
         units.n_units,
         written,
         units.n_examples,
         time.perf_counter() - started,
         tuple(notes),
-        job.noun,
-        job.units_name,
     )
 
 
