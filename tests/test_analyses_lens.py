@@ -149,7 +149,7 @@ def test_lens_refuses_bad_input_before_running(
     def refuse(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("the model ran")
 
-    monkeypatch.setattr(il, "run", refuse)
+    monkeypatch.setattr("interlace.analyses.lens.run", refuse)
     with pytest.raises(il.ValidationError, match="layer 40 of a 30-layer model"):
         logit_lens(smollm2, P, layers=[3, 40])
     with pytest.raises(il.ValidationError, match="' Parisian' is 2 tokens"):
