@@ -20,6 +20,7 @@ LENS_ALIASES = {"path": "tuned", "lens": "tuned"}
 
 
 def lens(
+    ctx: typer.Context,
     prompt: Annotated[str, typer.Option("--prompt", "-p", help="The text to read.")],
     model: ModelOption = "smollm2-135m",
     targets: Annotated[
@@ -46,7 +47,7 @@ def lens(
         translator = TunedLens.load(tuned, m) if tuned else None
         ds = logit_lens(m, prompt, targets, top_k=top_k, site=site, lens=translator)
     except (ValidationError, ModelLoadError, OSError) as err:
-        fail(err, aliases=LENS_ALIASES)
+        fail(err, ctx, LENS_ALIASES)
     ds = ds.isel(example=0)
     report = lens_report(ds, prompt, model)
     if targets:
@@ -119,6 +120,7 @@ def _print_lens(report: dict[str, Any]) -> None:
 
 
 def probe(
+    ctx: typer.Context,
     store: Annotated[str, typer.Argument(help="An activation store (see `interlace cache`).")],
     label: Annotated[str, typer.Option("--label", "-l", help="A two-valued field to predict.")],
     sites: Annotated[
@@ -149,7 +151,7 @@ def probe(
             data = data.sel(position=position)
         result = train_probes(data, label, sites=sites, test_fraction=test_fraction, seed=seed)
     except (ValidationError, StoreError, OSError) as err:
-        fail(err, aliases={"data": "store"})
+        fail(err, ctx, {"data": "store"})
     report = {
         "store": store,
         "label": label,

@@ -3,7 +3,8 @@
 
 Library errors name API fields (``targets[1]``, ``out``); :func:`fail` shows a field that is a
 parameter of the running command as that parameter's flag (``--target``, ``--out``), so the
-parameters of a command are named after the API fields they pass on.
+parameters of a command are named after the API fields they pass on. (typer vendors its own
+click, so a command hands its ``typer.Context`` to :func:`fail` rather than it being looked up.)
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from collections.abc import Mapping
 from enum import Enum
 from typing import TYPE_CHECKING, Annotated, NoReturn
 
-import click
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -61,22 +61,26 @@ HostOption = Annotated[
 
 
 def console() -> Console:
-    """The console a command prints to: a terminal's width on a terminal; anywhere else lines
-    are never wrapped (``console().print(table)``)."""
+    """The console a command prints to (``console().print(table)``): a terminal's width on a
+    terminal; anywhere else lines are never wrapped. Emoji codes stay text: ``2:-1:2`` is a
+    slice, not a thumbs-down."""
     if sys.stdout.isatty():
-        return Console()
-    return Console(width=UNWRAPPED, soft_wrap=True)
+        return Console(emoji=False)
+    return Console(emoji=False, width=UNWRAPPED, soft_wrap=True)
 
 
 def fail(
-    error: str | Exception, code: int = 2, aliases: Mapping[str, str] | None = None
+    error: str | Exception,
+    ctx: typer.Context | None = None,
+    aliases: Mapping[str, str] | None = None,
+    code: int = 2,
 ) -> NoReturn:
-    """Print ``error`` and exit with ``code``: ``fail(err)`` in an ``except`` clause.
+    """Print ``error`` and exit with ``code``: ``fail(err, ctx)`` in an ``except`` clause.
 
-    The problems of a :class:`~interlace.interventions.ValidationError` are shown with the
-    running command's flags for the fields they name (see :func:`flagged`).
+    Given the command's context, the problems of a validation error name its flags for the
+    fields they name (see :func:`flagged`).
     """
-    message = flagged(error, aliases) if isinstance(error, Exception) else error
+    message = error if isinstance(error, str) else flagged(error, ctx, aliases)
     console().print(f"[red]error:[/red] {escape(message)}", highlight=False)
     raise typer.Exit(code=code)
 
@@ -84,27 +88,27 @@ def fail(
 _FIELD = re.compile(r"(?P<field>[A-Za-z_]\w*)(?:\[\d+\])?")
 
 
-def flagged(error: Exception, aliases: Mapping[str, str] | None = None) -> str:
+def flagged(
+    error: Exception, ctx: typer.Context | None = None, aliases: Mapping[str, str] | None = None
+) -> str:
     """``error``'s message; for a validation error, each problem whose path is a parameter of
-    the running command (or one element of it: ``targets[1]``) is named by its flag
+    the command ``ctx`` runs (or one element of it: ``targets[1]``) is named by its flag
     (``--target``) or, for an argument, its metavar (``STORE``). ``aliases`` maps the API
     fields that a parameter of another name passes on (``{"data": "store"}``). Other paths stay
     as they are: they point into a document (``interventions[0].layer``)."""
     from interlace.interventions.errors import Problem, ValidationError
 
-    context = click.get_current_context(silent=True)
-    if not isinstance(error, ValidationError) or context is None:
+    if not isinstance(error, ValidationError) or ctx is None:
         return str(error)
     names = {}
-    for param in context.command.params:
-        if isinstance(param, click.Option):
+    for param in ctx.command.params:
+        if param.param_type_name == "option":
             names[param.name] = max(param.opts, key=len)
-        elif param.name is not None:
+        else:
             names[param.name] = param.human_readable_name
-    problems = []
     for field, param in (aliases or {}).items():
-        if param in names:
-            names[field] = names[param]
+        names[field] = names[param]
+    problems = []
     for p in error.problems:
         match = _FIELD.fullmatch(p.path or "")
         path = names.get(match["field"], p.path) if match else p.path

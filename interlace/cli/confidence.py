@@ -82,7 +82,7 @@ def confidence(
         m, chosen = load_for(model, backend, host)
         ds = read_confidence(m, prompt, readout, response=response, graph=graph, backend=chosen)
     except (ValidationError, ValueError, OSError, NDIFError) as err:
-        fail(err)
+        fail(err, ctx)
     if plot:
         from interlace.analyses.plots import plot_confidence
 

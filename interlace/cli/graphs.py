@@ -139,7 +139,7 @@ def run(
         ids = token_ids(m.tokenizer, tokens)
         result = run_graph(m, graph, prompts, backend=chosen, base_dir=Path(graph_file).parent)
     except (ValidationError, ValueError, NDIFError) as err:
-        fail(err)
+        fail(err, ctx)
     report = summarize(m.tokenizer, result, prompt, tokens, ids, top)
     if out:
         result_dataset(result, graph).to_zarr(out, mode="w", consolidated=False)

@@ -24,6 +24,7 @@ store_app = typer.Typer(help="Inspect activation stores.", no_args_is_help=True)
 
 
 def cache(
+    ctx: typer.Context,
     dataset: Annotated[
         str,
         typer.Option(
@@ -37,7 +38,7 @@ def cache(
     model: ModelOption = "smollm2-135m",
     layers: Annotated[str, typer.Option("--layers", help="all, 0-29, 8,12,16 ...")] = "all",
     positions: Annotated[
-        str, typer.Option("--positions", help="last, all, a list 0,-1, or a slice 1: / 2:-1:2.")
+        str, typer.Option("--positions", help="last, all, a list 0,-1, or a slice 1: / 2:-1 / ::2.")
     ] = "last",
     batch_size: Annotated[int, typer.Option("--batch-size", help="Examples per batch.")] = 8,
     dtype: Annotated[
@@ -79,7 +80,7 @@ def cache(
             host=host,
         )
     except ValidationError as err:
-        fail(f"nothing was run:\n{flagged(err)}")
+        fail(f"nothing was run:\n{flagged(err, ctx)}")
     except (StoreError, ModelLoadError, UnsupportedArchitectureError, OSError, ValueError) as err:
         fail(err)
     except NDIFError as err:  # batches written so far stay: rerun the command to resume
