@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Annotated
 
 import pytest
 import torch
+import typer
 from typer.testing import CliRunner
 
 from interlace.cli import app
@@ -143,3 +145,36 @@ def test_output_off_a_terminal_is_never_wrapped(tmp_path: Path) -> None:
     assert f"wrote {out}" in lines
     assert any(line.startswith("  top: ' Paris' ") and line.count("'") >= 10 for line in lines)
     assert any(line.startswith("  ' Paris': logit ") and "logprob" in line for line in lines)
+
+
+def test_fail_names_the_flags_of_the_fields_in_a_problem() -> None:
+    """A problem's API field that is a parameter of the command becomes its flag (an argument:
+    its metavar; ``aliases`` for a field passed on under another name); a path into a
+    document keeps its name."""
+    from interlace.cli.common import fail
+    from interlace.interventions import Problem, ValidationError
+
+    mini = typer.Typer()
+
+    @mini.command()
+    def probe(
+        ctx: typer.Context,
+        store: str,
+        targets: Annotated[list[str] | None, typer.Option("--target", "-t")] = None,
+        top_k: Annotated[int, typer.Option("--top")] = 3,
+    ) -> None:
+        problems = [
+            Problem("targets[1]", "' Parisian' is 2 tokens", "one"),
+            Problem("top_k", "0", ">= 1"),
+            Problem("data", "has no 'layer' dim"),
+            Problem("interventions[0].layer", "layer 40 of a 30-layer model", "0-29"),
+        ]
+        fail(ValidationError(problems), ctx, {"data": "store"})
+
+    result = runner.invoke(mini, ["s.zarr"])
+    assert result.exit_code == 2
+    lines = [line.strip() for line in result.output.splitlines()]
+    assert "--target: ' Parisian' is 2 tokens (allowed: one)" in lines
+    assert "--top: 0 (allowed: >= 1)" in lines
+    assert "STORE: has no 'layer' dim" in lines
+    assert "interventions[0].layer: layer 40 of a 30-layer model (allowed: 0-29)" in lines

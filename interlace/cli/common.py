@@ -105,7 +105,7 @@ def flagged(
         if param.param_type_name == "option":
             names[param.name] = max(param.opts, key=len)
         else:
-            names[param.name] = param.human_readable_name
+            names[param.name] = param.name.upper()
     for field, param in (aliases or {}).items():
         names[field] = names[param]
     problems = []
