@@ -161,3 +161,23 @@ def test_a_base_model_without_chat_template_refuses_chat_prompts() -> None:
     gemma = il.load(GEMMA)
     with pytest.raises(ValueError, match="no chat template"):
         il.run(gemma, il.Graph(), [il.ChatPrompt(user="Hi")])
+
+
+def test_models_command_lists_named_models_and_whether_installed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from interlace.cli import app
+
+    runner = CliRunner()
+    listed = json.loads(runner.invoke(app, ["models", "--json"]).output)["named"]
+    assert {m["name"]: m["installed"] for m in listed}[GEMMA] is True  # the set-up installed it
+    monkeypatch.setenv("INTERLACE_CACHE", str(tmp_path))
+    listed = json.loads(runner.invoke(app, ["models", "--json"]).output)["named"]
+    assert {m["name"]: m["installed"] for m in listed}[GEMMA] is False
+    typo = runner.invoke(app, ["models", "install", "gemma-3-27m"])
+    assert typo.exit_code == 2
+    assert "did you mean 'gemma-3-270m'" in " ".join(typo.output.split())

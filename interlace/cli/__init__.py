@@ -17,7 +17,7 @@ app = typer.Typer(
 )
 EXTRA_ARGS = {"allow_extra_args": True}  # `--tokens A B`: B arrives as an extra argument
 
-app.command()(models.models)
+app.add_typer(models.models_app, name="models")
 app.command()(models.info)
 app.command()(graphs.validate)
 app.command()(graphs.explain)
