@@ -25,7 +25,7 @@ from typer.testing import CliRunner
 
 import interlace as il
 from interlace.cli import app
-from interlace.runtime import ndif
+from interlace.runtime.backend import ndif
 from interlace.runtime.backend import Backend, execute
 from interlace.runtime.plan import compile_plan
 from interlace.runtime.prompts import encode
@@ -140,7 +140,7 @@ def test_a_job_that_raises_on_the_server_shows_its_traceback(
     step = forward_step(
         remote, compile_plan(graph, remote.shape, batch, {}), batch.model_inputs(), False
     )
-    step["ops"][0]["edits"][0]["fn"] = "no_such_edit"
+    step["ops"][0]["edits"][0]["op"] = "no_such_edit"
     with pytest.raises(ndif.RemoteJobError) as info:
         execute(remote, [step], backend)
     message = str(info.value)

@@ -1,29 +1,31 @@
-"""The declarative layer: sites, intervention specs, graphs, validation, JSON/YAML round trip
-and content hashing. Data only: it imports neither torch nor nnsight (numpy and safetensors only
-when a vector file is read), so a graph can be written, checked and hashed without a model.
+"""The declarative layer: sites, intervention kinds, graphs, validation, JSON/YAML round trip
+and content hashing. Data only: it imports neither torch nor nnsight (numpy for the arrays a
+kind lowers to; safetensors only when a vector file is read), so a graph can be written,
+checked, hashed and lowered without a model.
 """
 
 from interlace.interventions.errors import Problem, ValidationError
 from interlace.interventions.graph import SCHEMA_VERSION, Graph
-from interlace.interventions.layers import Layers
-from interlace.interventions.positions import Positions, Slice, resolve_positions
-from interlace.interventions.readouts import AfterMatch, AtTokens, Every, ForkReadout
-from interlace.interventions.sites import RESIDUAL_SITES, SITES, ModelShape, SiteInfo, SiteName
-from interlace.interventions.specs import (
+from interlace.interventions.kinds import (
     INTERVENTION_KINDS,
     AblateHeads,
     AddVector,
-    Capture,
-    Generate,
+    Edit,
     Intervention,
     InterventionBase,
     NegateValueVectors,
     Patch,
+    ReferenceRun,
     ScaleValueVectors,
     SteerKV,
     ValueVectorEdit,
     ZeroValueVectors,
 )
+from interlace.interventions.layers import Layers
+from interlace.interventions.positions import Positions, Slice, resolve_positions
+from interlace.interventions.readouts import AfterMatch, AtTokens, Every, ForkReadout
+from interlace.interventions.sites import RESIDUAL_SITES, SITES, ModelShape, SiteInfo, SiteName
+from interlace.interventions.specs import Capture, Generate
 from interlace.interventions.validation import validate_graph
 from interlace.interventions.vectors import (
     StoreVector,
@@ -42,6 +44,7 @@ __all__ = [
     "AddVector",
     "AfterMatch",
     "AtTokens",
+    "Edit",
     "Every",
     "ForkReadout",
     "Capture",
@@ -55,6 +58,7 @@ __all__ = [
     "Patch",
     "Positions",
     "Problem",
+    "ReferenceRun",
     "ScaleValueVectors",
     "SiteInfo",
     "SiteName",

@@ -19,9 +19,10 @@ from typing_extensions import Self
 
 from interlace.interventions.base import Spec
 from interlace.interventions.errors import Problem, ValidationError, field_error
+from interlace.interventions.kinds import Intervention
 from interlace.interventions.readouts import ForkReadout
 from interlace.interventions.sites import ModelShape
-from interlace.interventions.specs import Capture, Generate, Intervention
+from interlace.interventions.specs import Capture, Generate
 from interlace.interventions.validation import validate_graph
 
 SCHEMA_VERSION = 1
