@@ -16,8 +16,7 @@ import pytest
 import remote_cases as rc
 
 import interlace as il
-from interlace.runtime.backend import errors, ndif
-from interlace.runtime.backend import Backend
+from interlace.runtime.backend import Backend, errors, ndif
 
 FAKE_KEY = "ndif-test-key-5f2c9e0a71"
 

@@ -25,8 +25,7 @@ from typer.testing import CliRunner
 
 import interlace as il
 from interlace.cli import app
-from interlace.runtime.backend import errors, ndif
-from interlace.runtime.backend import Backend, execute
+from interlace.runtime.backend import Backend, errors, execute, ndif
 from interlace.runtime.plan import compile_plan
 from interlace.runtime.prompts import encode
 from interlace.runtime.steps import forward_step

@@ -86,19 +86,20 @@ def _scatter(x: torch.Tensor, index: torch.Tensor, values: torch.Tensor) -> torc
 
 
 def add_to_cache(
-    cache: torch.Tensor,
+    x: torch.Tensor,
     mask: torch.Tensor,
     heads: torch.Tensor,
     vector: torch.Tensor,
     coeff: float,
 ) -> torch.Tensor:
-    """Add ``coeff·vector`` to cached keys or values ``[batch, kv_heads, seq, head_dim]`` at the
-    masked positions of the chosen heads, in place (the cache is the state being steered)."""
-    v = coeff * vector.to(device=cache.device, dtype=cache.dtype)
-    pick = torch.zeros(cache.shape[1], dtype=torch.bool, device=cache.device)
-    pick[heads.to(cache.device)] = True
-    where = pick[None, :, None, None] & mask.to(cache.device)[:, None, :, None]
-    return cache.add_(torch.where(where, v, torch.zeros_like(v)))
+    """Add ``coeff·vector`` to cached keys or values ``x`` ``[batch, kv_heads, seq, head_dim]``
+    at the masked positions of the chosen heads, in place (the cache is the state being
+    steered)."""
+    v = coeff * vector.to(device=x.device, dtype=x.dtype)
+    pick = torch.zeros(x.shape[1], dtype=torch.bool, device=x.device)
+    pick[heads.to(x.device)] = True
+    where = pick[None, :, None, None] & mask.to(x.device)[:, None, :, None]
+    return x.add_(torch.where(where, v, torch.zeros_like(v)))
 
 
 OPS = {
