@@ -56,13 +56,17 @@ def forward(
     """Run ``graph`` (validated) on ``batch`` with what its reference runs computed, and
     label the results (readouts are not run here)."""
     plan = compile_plan(graph, model.shape, batch, references, base_dir)
+    # every position's unembedding only where it is read (generate keeps the last by default)
+    every_position = all_logits or any(op.site == "logits" for op in plan.ops)
     if graph.generate is None:
         inputs = batch.model_inputs()
-        if not all_logits and not any(op.site == "logits" for op in plan.ops):
-            inputs["logits_to_keep"] = 1  # the unembedding of the last position only
+        if not every_position:
+            inputs["logits_to_keep"] = 1
         step = forward_step(model, plan, inputs, all_logits)
     else:
         sampling, seed = _sampling(graph)
+        if every_position:
+            sampling["logits_to_keep"] = 0
         step = generate_step(
             model, plan, batch, all_logits, graph.generate.max_new_tokens, sampling, seed
         )
