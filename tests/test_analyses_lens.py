@@ -102,10 +102,17 @@ def test_logit_lens_equals_manual_norm_and_unembedding(smollm2: Any, eiffel: Any
     np.testing.assert_allclose(
         got["target_logprob"].sel(target=" Paris").values, expected[..., paris], atol=1e-4
     )
-    np.testing.assert_array_equal(got["top_id"].values, expected.topk(5, -1).indices.numpy())
-    np.testing.assert_allclose(got["top_logprob"].values, expected.topk(5, -1).values, atol=1e-4)
-    rank = (expected > expected[..., paris, None]).sum(-1)
-    np.testing.assert_array_equal(got["target_rank"].sel(target=" Paris").values, rank)
+    # top tokens and ranks up to float ties: a token whose log-prob is within the tolerance of
+    # another's may come either side of it on another CPU (another summation order)
+    tol = 1e-4
+    top = expected.topk(5, -1).values
+    np.testing.assert_allclose(got["top_logprob"].values, top, atol=tol)
+    at_top_ids = expected.gather(-1, torch.as_tensor(got["top_id"].values))
+    np.testing.assert_allclose(at_top_ids, top, atol=tol)  # each id holds its place's log-prob
+    target = expected[..., paris, None]
+    rank = got["target_rank"].sel(target=" Paris").values
+    assert ((expected > target + tol).sum(-1).numpy() <= rank).all()
+    assert (rank <= (expected > target - tol).sum(-1).numpy()).all()
     # the lens changes across layers (so the comparison above can fail)
     assert len(set(got["top_id"].isel(position=-1, k=0).values.tolist())) > 5
     # the last layer's lens is the model's own next-token distribution, at every position
@@ -149,7 +156,7 @@ def test_lens_refuses_bad_input_before_running(
     def refuse(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("the model ran")
 
-    monkeypatch.setattr(il, "run", refuse)
+    monkeypatch.setattr("interlace.analyses.lens.run", refuse)
     with pytest.raises(il.ValidationError, match="layer 40 of a 30-layer model"):
         logit_lens(smollm2, P, layers=[3, 40])
     with pytest.raises(il.ValidationError, match="' Parisian' is 2 tokens"):
@@ -176,7 +183,7 @@ def test_lens_command_json_and_plot(smollm2: Any, tmp_path: Path) -> None:
     image = imread(plot)  # the plots themselves: test_analyses_plots.py
     assert image.shape[0] > 300 and image.shape[1] > 300 and image.std() > 0.01
     bad = CliRunner().invoke(app, ["lens", "--prompt", P, "--target", " Parisian"])
-    assert bad.exit_code == 2 and "2 tokens" in bad.output
+    assert bad.exit_code == 2 and "--target: ' Parisian' is 2 tokens" in bad.output
 
 
 @pytest.fixture(scope="module")
@@ -268,7 +275,12 @@ def test_analyses_read_a_store_as_they_read_a_capture(tiny_wrapped: Any, tmp_pat
     np.testing.assert_allclose(
         a["target_logprob"].isel(position=slice(0, width)), b["target_logprob"], atol=1e-5
     )
-    np.testing.assert_allclose(lens_kl(model, stored), lens_kl(model, captured), rtol=1e-5)
+    # batches of 4 and of 6 pad differently: float32 sums differ in the last bits, so errors
+    # scale with the residual's magnitude, not with the (small) results
     np.testing.assert_allclose(
-        mean_difference(stored, "label"), mean_difference(captured, "label"), rtol=1e-5
+        lens_kl(model, stored), lens_kl(model, captured), rtol=1e-4, atol=1e-5
+    )
+    scale = float(np.nanmax(np.abs(captured.values)))
+    np.testing.assert_allclose(
+        mean_difference(stored, "label"), mean_difference(captured, "label"), atol=1e-5 * scale
     )
