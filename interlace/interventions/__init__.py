@@ -5,7 +5,7 @@ checked, hashed and lowered without a model.
 """
 
 from interlace.interventions.errors import Problem, ValidationError
-from interlace.interventions.graph import SCHEMA_VERSION, Graph
+from interlace.interventions.graph import SCHEMA_VERSION, Graph, validate_graph
 from interlace.interventions.kinds import (
     INTERVENTION_KINDS,
     AblateHeads,
@@ -26,7 +26,6 @@ from interlace.interventions.positions import Positions, Slice, resolve_position
 from interlace.interventions.readouts import AfterMatch, AtTokens, Every, ForkReadout
 from interlace.interventions.sites import RESIDUAL_SITES, SITES, ModelShape, SiteInfo, SiteName
 from interlace.interventions.specs import Capture, Generate
-from interlace.interventions.validation import validate_graph
 from interlace.interventions.vectors import (
     StoreVector,
     VectorError,
