@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     import xarray as xr
 
     from interlace.interventions import Graph
-    from interlace.runtime.run import RunResult
+    from interlace.runtime.forward import RunResult
 
 GraphFile = Annotated[str, typer.Argument(help="A graph file (.yaml/.yml/.json).")]
 

@@ -14,7 +14,8 @@ Steps, by ``kind``:
   ``kv`` edits applied; saves the logits (all positions or the last), the captures, and the
   KV cache under ``"__cache__"`` when ``keep_cache``.
 - ``generate`` (:class:`GenerateStep`): as ``forward``, over ``max_new_tokens`` steps of
-  generation with ``sampling`` (``generate`` keyword arguments) and ``seed``; also saves ``"__ids__"``.
+  generation with ``sampling`` (``generate`` keyword arguments) and ``seed``; also saves
+  ``"__ids__"``.
 - ``fork`` (:class:`ForkStep`): a ``prefix`` forward step that keeps its cache, then
   ``chunks``, each a forward on packed suffixes over that cache with ``n`` (tokens to crop
   back afterwards) and the rows to read (``rows``/``tokens`` for the choices, ``last`` for the

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from interlace.interventions import Capture, ForkReadout, Problem, ValidationError
-from interlace.runtime.run import RunResult
+from interlace.runtime.forward import RunResult
 from interlace.studies.plan import STRING, Plan
 from interlace.studies.scoring import extract, score
 from interlace.studies.spec import GenerationReadout, LogitsReadout
