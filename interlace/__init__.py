@@ -21,13 +21,6 @@ _EXPORTS = {
     "RunResult": "interlace.runtime.forward",
     "ChatPrompt": "interlace.runtime.prompts",
     "Graph": "interlace.interventions",
-    "AblateHeads": "interlace.interventions",
-    "ScaleValueVectors": "interlace.interventions",
-    "ZeroValueVectors": "interlace.interventions",
-    "NegateValueVectors": "interlace.interventions",
-    "AddVector": "interlace.interventions",
-    "SteerKV": "interlace.interventions",
-    "Patch": "interlace.interventions",
     "Capture": "interlace.interventions",
     "Generate": "interlace.interventions",
     "ValidationError": "interlace.interventions",
@@ -45,12 +38,27 @@ _EXPORTS = {
     "train_probes": "interlace.analyses.probes",
 }
 
-__all__ = sorted(_EXPORTS) + ["__version__"]
+# Every intervention kind is exported too (``il.AddVector``), by the name it is registered under
+# in interlace.interventions.kinds: a new kind needs no line here.
+_KINDS = (
+    "AblateHeads",
+    "AddVector",
+    "NegateValueVectors",
+    "Patch",
+    "ScaleValueVectors",
+    "SteerKV",
+    "ZeroValueVectors",
+)
+
+__all__ = sorted([*_EXPORTS, *_KINDS]) + ["__version__"]
 
 
 def __getattr__(name: str) -> Any:
     if name in _EXPORTS:
         return getattr(importlib.import_module(_EXPORTS[name]), name)
+    kinds = importlib.import_module("interlace.interventions.kinds")
+    if name in kinds.__all__:
+        return getattr(kinds, name)
     raise AttributeError(f"module 'interlace' has no attribute {name!r}")
 
 

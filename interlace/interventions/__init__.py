@@ -4,23 +4,10 @@ kind lowers to; safetensors only when a vector file is read), so a graph can be 
 checked, hashed and lowered without a model.
 """
 
+from interlace.interventions import kinds
 from interlace.interventions.errors import Problem, ValidationError
 from interlace.interventions.graph import SCHEMA_VERSION, Graph, validate_graph
-from interlace.interventions.kinds import (
-    INTERVENTION_KINDS,
-    AblateHeads,
-    AddVector,
-    Edit,
-    Intervention,
-    InterventionBase,
-    NegateValueVectors,
-    Patch,
-    ReferenceRun,
-    ScaleValueVectors,
-    SteerKV,
-    ValueVectorEdit,
-    ZeroValueVectors,
-)
+from interlace.interventions.kinds import *  # noqa: F403  (every kind, as registered there)
 from interlace.interventions.layers import Layers
 from interlace.interventions.positions import Positions, Slice, resolve_positions
 from interlace.interventions.readouts import AfterMatch, AtTokens, Every, ForkReadout
@@ -35,41 +22,29 @@ from interlace.interventions.vectors import (
 )
 
 __all__ = [
-    "INTERVENTION_KINDS",
+    *kinds.__all__,
     "RESIDUAL_SITES",
     "SCHEMA_VERSION",
     "SITES",
-    "AblateHeads",
-    "AddVector",
     "AfterMatch",
     "AtTokens",
-    "Edit",
     "Every",
     "ForkReadout",
     "Capture",
     "Generate",
     "Graph",
-    "Intervention",
-    "InterventionBase",
     "Layers",
     "ModelShape",
-    "NegateValueVectors",
-    "Patch",
     "Positions",
     "Problem",
-    "ReferenceRun",
-    "ScaleValueVectors",
     "SiteInfo",
     "SiteName",
     "Slice",
-    "SteerKV",
     "StoreVector",
     "ValidationError",
-    "ValueVectorEdit",
     "VectorError",
     "VectorFile",
     "VectorRef",
-    "ZeroValueVectors",
     "load_vector",
     "resolve_positions",
     "validate_graph",
