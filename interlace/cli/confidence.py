@@ -63,8 +63,8 @@ def confidence(
     """Answer confidence along a response: fork at checkpoints, append a suffix, read the
     choices' log-probabilities."""
     from interlace.interventions import ForkReadout, Generate, Graph, ValidationError
-    from interlace.runtime.fork import confidence as read_confidence
-    from interlace.runtime.ndif import NDIFError
+    from interlace.runtime.backend import NDIFError
+    from interlace.runtime.confidence import confidence as read_confidence
 
     choices = [*choices, *ctx.args]  # `--choices A B`: B arrives as an extra argument
     if (response is None) == (generate is None):

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     import xarray as xr
 
     from interlace.interventions import Graph
-    from interlace.runtime.run import RunResult
+    from interlace.runtime.forward import RunResult
 
 GraphFile = Annotated[str, typer.Argument(help="A graph file (.yaml/.yml/.json).")]
 
@@ -125,7 +125,7 @@ def run(
 ) -> None:
     """Run a graph on prompts: top next tokens, requested tokens' logits, generations."""
     from interlace.interventions import Generate, ValidationError
-    from interlace.runtime.ndif import NDIFError
+    from interlace.runtime.backend import NDIFError
     from interlace.runtime.prompts import ChatPrompt
     from interlace.runtime.run import run as run_graph
 

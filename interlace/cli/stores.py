@@ -59,7 +59,7 @@ def cache(
     from interlace.interventions import ValidationError
     from interlace.models.adapters import UnsupportedArchitectureError
     from interlace.models.errors import ModelLoadError
-    from interlace.runtime.ndif import NDIFError
+    from interlace.runtime.backend import NDIFError
     from interlace.stores.errors import StoreError
     from interlace.stores.job import cache as cache_store
 

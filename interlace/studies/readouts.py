@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from interlace.interventions import Capture, ForkReadout, Problem, ValidationError
-from interlace.runtime.run import RunResult
+from interlace.runtime.forward import RunResult
 from interlace.stores.schema import STRING
 from interlace.studies.plan import Plan
 from interlace.studies.scoring import extract, score
