@@ -104,7 +104,7 @@ def test_remote_cache_writes_the_local_store(
     monkeypatch.setenv("NDIF_API_KEY", FAKE_KEY)
     il.cache(local, DATA, tmp_path / "local", batch_size=2, **JOB)
     report = il.cache(local, DATA, tmp_path / "remote", batch_size=2, backend=backend, **JOB)
-    assert report.status == "created" and report.batches_written == 3
+    assert report.status == "created" and report.units_written == 3
     assert_same_store(tmp_path / "remote", tmp_path / "local")
     attrs = [dict(zarr.open_group(tmp_path / p, mode="r").attrs) for p in ("local", "remote")]
     for a in attrs:
@@ -207,7 +207,7 @@ def test_server_stopped_mid_job_is_a_clear_error_and_the_rerun_resumes(
     done = progress.done(zarr.open_group(out, mode="r"))
     assert done.tolist() == [True, True, False, False, False]
     report = il.cache(remote, DATA, out, batch_size=1, backend=flaky, **JOB)
-    assert report.status == "resumed" and report.batches_written == 3
+    assert report.status == "resumed" and report.units_written == 3
     assert_same_store(out, tmp_path / "local")
 
 

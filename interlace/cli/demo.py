@@ -60,8 +60,8 @@ def run_demo(name: str, out: Path = OUT) -> None:
     from interlace.analyses.plots import plot_probes
     from interlace.analyses.probes import train_probes
     from interlace.datasets import arithmetic_statements
+    from interlace.jobs.cache import cache
     from interlace.models.loading import load
-    from interlace.stores.job import cache
     from interlace.stores.reader import open_store
     from interlace.studies.execute import load_study, open_results, plan_for, run_study
     from interlace.studies.report import write_report

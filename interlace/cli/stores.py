@@ -57,11 +57,11 @@ def cache(
 ) -> None:
     """Cache activations of a dataset into a zarr store; rerun the same command to resume."""
     from interlace.interventions import ValidationError
+    from interlace.jobs.cache import cache as cache_store
     from interlace.models.adapters import UnsupportedArchitectureError
     from interlace.models.errors import ModelLoadError
     from interlace.runtime.backend import NDIFError
     from interlace.stores.errors import StoreError
-    from interlace.stores.job import cache as cache_store
 
     try:
         report = cache_store(
@@ -128,6 +128,8 @@ PROVENANCE = (
 
 
 def _print_info(facts: dict[str, Any]) -> None:
+    from interlace.stores.location import human_bytes
+
     out = console()
     done = facts["completeness"]
     state = "[green]complete[/green]" if done["complete"] else "[yellow]incomplete[/yellow]"
@@ -140,12 +142,12 @@ def _print_info(facts: dict[str, Any]) -> None:
         dims = ", ".join(f"{d}={n}" for d, n in s["dims"].items())
         codecs = ", ".join(_codec(c) for c in s["compressors"]) or "none"
         sites.add_row(
-            name, dims, s["dtype"], str(tuple(s["chunks"])), codecs, _size(s["raw_bytes"])
+            name, dims, s["dtype"], str(tuple(s["chunks"])), codecs, human_bytes(s["raw_bytes"])
         )
     out.print(sites)
     disk, raw = facts["bytes_on_disk"], facts["raw_bytes"]
     out.print(
-        f"on disk {_size(disk)} for {_size(raw)} of site arrays "
+        f"on disk {human_bytes(disk)} for {human_bytes(raw)} of site arrays "
         f"(coordinates included on disk; ratio {raw / max(disk, 1):.2f})"
     )
     out.print(
@@ -163,11 +165,3 @@ def _codec(config: dict[str, Any]) -> str:
     c = config.get("configuration", {})
     extra = "-".join(str(c[k]) for k in ("cname", "shuffle", "level") if k in c)
     return f"{config['name']}({extra})" if extra else config["name"]
-
-
-def _size(n: float) -> str:
-    for unit in ("B", "KiB", "MiB"):
-        if n < 1024:
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GiB"
