@@ -55,3 +55,33 @@ def test_the_library_never_imports_the_package_root() -> None:
         if path != ROOT / "interlace" / "__init__.py" and pattern.search(path.read_text())
     ]
     assert offenders == []
+
+
+def imported(path: Path) -> set[str]:
+    """The modules a file imports, anywhere in it."""
+    import ast
+
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            if node.module.startswith("interlace"):  # what exactly: the module or its members
+                names.update(f"{node.module}.{alias.name}" for alias in node.names)
+            else:
+                names.add(node.module)
+    return names
+
+
+def test_trace_bodies_import_only_what_a_server_has() -> None:
+    """execute.py and edits.py travel to an NDIF server by value: torch, nnsight, the stdlib
+    and each other, nothing else (the simulated backend hides only interlace, relying on it)."""
+    runtime = ROOT / "interlace" / "runtime"
+    allowed = {"torch", "nnsight", "interlace.runtime.edits", *sys.stdlib_module_names}
+    for name in ("execute.py", "edits.py"):
+        roots = {
+            "interlace.runtime.edits" if m.startswith("interlace.runtime.edits") else m
+            for m in imported(runtime / name)
+        }
+        roots = {m if m.startswith("interlace") else m.split(".")[0] for m in roots}
+        assert roots <= allowed, (name, roots - allowed)

@@ -29,24 +29,22 @@ class _NoInterlace(importlib.abc.MetaPathFinder):
             raise ModuleNotFoundError(f"No module named {name!r} (simulated NDIF server)")
 
 
-#: The test runner's modules. nnsight's simulation takes every module a server lacks out of
-#: ``sys.modules`` while it deserializes; pytest's import hook (on ``sys.meta_path``) then
-#: re-imports parts of pytest mid-test, and the suite saw ``_pytest`` without ``main``
-#: afterwards. Trace code never uses them, so they stay.
-_RUNNER_MODULES = {"_pytest", "pytest", "pluggy", "iniconfig", "hypothesis"}
-
-
 def _simulation(nm: Any) -> Any:
-    """nnsight's ``remote="local"`` backend, made strict: it hides modules found on
-    ``sys.path`` while it deserializes, but an editable install's import hook would still find
-    interlace; this one cannot."""
+    """nnsight's ``remote="local"`` backend, made strict where it matters and narrow elsewhere.
+
+    nnsight's own version takes every module a server lacks out of ``sys.modules`` while it
+    deserializes; any thread that imports meanwhile (a store writer, the test runner's import
+    hook) then re-imports half a package and leaves it broken (``_pytest`` without ``main`` was
+    seen). What a server really lacks is interlace, so exactly interlace is hidden -- taken out
+    of ``sys.modules`` and made unimportable, even through an editable install's import hook.
+    That the trace bodies import nothing but torch and nnsight is checked statically
+    (``tests/test_layers.py``).
+    """
 
     class StrictSimulation(LocalSimulationBackend):
         def _hide_local_modules(self) -> dict:
-            hidden = super()._hide_local_modules()
-            modules = hidden["modules"]
-            for name in [n for n in modules if n.split(".")[0] in _RUNNER_MODULES]:
-                sys.modules[name] = modules.pop(name)
+            ours = [n for n in sys.modules if n == "interlace" or n.startswith("interlace.")]
+            hidden = {"modules": {n: sys.modules.pop(n) for n in ours}, "paths": []}
             sys.meta_path.insert(0, _NO_INTERLACE)
             return hidden
 
