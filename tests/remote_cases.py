@@ -24,6 +24,7 @@ import interlace as il
 P = "The Eiffel Tower is in the city of"
 SIX = "One two three four five six"
 QUESTION = il.ChatPrompt(user="Is 91 a prime number? Answer Yes or No.")
+REASONED = il.ChatPrompt(user="Is 91 a prime number? Explain in one sentence, then answer.")
 READOUT = il.ForkReadout(
     at=il.Every(every=3), suffix=" The final answer is", choices=[" Yes", " No"], steer="both"
 )
@@ -105,7 +106,7 @@ def fork_case(m: Any) -> tuple[il.Graph, list]:
     graph = il.Graph(
         interventions=[_steer(m)], generate=il.Generate(max_new_tokens=10), readouts=[READOUT]
     )
-    return graph, [QUESTION]
+    return graph, [REASONED]
 
 
 CASES: dict[str, Case] = {
@@ -123,10 +124,19 @@ def clean(graph: il.Graph) -> il.Graph:
 
 def assert_effect(m: Any, graph: il.Graph, prompts: list, out: il.RunResult) -> None:
     """Guard: the case's interventions change what it compares (so the comparison can fail):
-    the generated tokens, else the captures, else the logits at every position."""
+    the generated tokens (or, for a response they leave alone, the readouts of it), else the
+    captures, else the logits at every position."""
     if graph.generate is not None:
         base = il.run(m, clean(graph), prompts)
-        assert base.generated_ids.values.tolist() != out.generated_ids.values.tolist()
+        if base.generated_ids.values.tolist() != out.generated_ids.values.tolist():
+            return
+        assert out.readouts is not None, "the steering did not change the generated tokens"
+        changed = [
+            not np.allclose(ds.logprob.values, base.readouts[b][key].logprob.values, atol=1e-3)
+            for b, example in enumerate(out.readouts)
+            for key, ds in example.items()
+        ]
+        assert all(changed), "the steering changed neither the response nor its readouts"
     elif graph.capture:
         base = il.run(m, clean(graph), prompts)
         assert not np.allclose(
