@@ -1,6 +1,8 @@
-"""Fork readouts vs the slow way, on the bundled model.
+"""Fork readouts vs the slow way (default: the bundled model).
 
     .venv/bin/python benchmarks/bench_confidence.py [--tokens 512] [--checkpoints 64]
+    .venv/bin/python benchmarks/bench_confidence.py \
+        --model qwen2.5-coder-1.5b-instruct --dtype bfloat16
 
 A reasoning text of ``--tokens`` response tokens with ``--checkpoints`` evenly spaced
 checkpoints, suffix " The final answer is", choices " Yes" / " No". Three cases, each in its
@@ -35,14 +37,16 @@ def rss_mb() -> float:
     return float("nan")
 
 
-def run_case(case: str, n_tokens: int, n_checkpoints: int, repeats: int) -> dict:
+def run_case(
+    case: str, n_tokens: int, n_checkpoints: int, repeats: int, model: str, dtype: str
+) -> dict:
     import torch
 
     import interlace as il
     from interlace.runtime.prompts import encode
 
     torch.set_grad_enabled(False)
-    m = il.load()
+    m = il.load(model, dtype=dtype)
     prompt = il.ChatPrompt(user="Is 1001 divisible by 7? Think, then answer Yes or No.")
     words = m.tokenizer(PARAGRAPH * 40, add_special_tokens=False)["input_ids"][:n_tokens]
     every = n_tokens // n_checkpoints
@@ -82,21 +86,27 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=512)
     parser.add_argument("--checkpoints", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--model", default="smollm2-135m")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     parser.add_argument("--case", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.case:
-        print(json.dumps(run_case(args.case, args.tokens, args.checkpoints, args.repeats)))
+        case = run_case(args.case, args.tokens, args.checkpoints, args.repeats, args.model,
+                        args.dtype)
+        print(json.dumps(case))
         return
     results = {}
     for case in ("one", "fork", "slow"):
         repeats = 1 if case == "slow" else args.repeats
         out = subprocess.run(
             [sys.executable, __file__, "--case", case, "--tokens", str(args.tokens),
-             "--checkpoints", str(args.checkpoints), "--repeats", str(repeats)],
+             "--checkpoints", str(args.checkpoints), "--repeats", str(repeats),
+             "--model", args.model, "--dtype", args.dtype],
             check=True, capture_output=True, text=True,
         ).stdout
         results[case] = json.loads(out.strip().splitlines()[-1])
     r = results
+    print(f"{args.model} in {args.dtype}:")
     print(f"{r['fork']['checkpoints']} checkpoints on a {r['one']['sequence']}-token sequence:")
     for case in ("one", "fork", "slow"):
         print(f"  {case:<5} {r[case]['seconds'] * 1000:9.1f} ms   peak RSS above the model "

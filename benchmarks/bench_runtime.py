@@ -1,18 +1,21 @@
-"""Runtime overheads, measured side by side in one process on the bundled model.
+"""Runtime overheads, measured side by side in one process (default: the bundled model).
 
     .venv/bin/python benchmarks/bench_runtime.py [--repeats 5]
+    .venv/bin/python benchmarks/bench_runtime.py \
+        --model qwen2.5-coder-1.5b-instruct --dtype bfloat16
 
 1. Capture every layer's residual (resid_post, all positions) on a batch of 8 x 128 tokens:
    interlace vs plain transformers (output_hidden_states=True) vs a raw nnsight trace.
 2. Steering at every step of a 32-token greedy generation (batch 4): interlace vs plain
    transformers generate with a forward hook doing the same addition, and vs unsteered generate.
 Each configuration runs once to warm up, then ``repeats`` times in round-robin order; the
-median is reported.
+median is reported, with the process's peak RSS above the loaded model.
 """
 
 from __future__ import annotations
 
 import argparse
+import resource
 import statistics
 import time
 from collections.abc import Callable
@@ -42,9 +45,12 @@ def round_robin(cases: dict[str, Callable[[], object]], repeats: int) -> dict[st
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--model", default="smollm2-135m")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     args = parser.parse_args()
     torch.set_grad_enabled(False)
-    model = il.load()
+    model = il.load(args.model, dtype=args.dtype)
+    loaded_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     hf, nm, n = model.hf, model.nnsight, model.shape.n_layers
     g = torch.Generator().manual_seed(0)
     ids = torch.randint(100, 40000, (8, 128), generator=g)
@@ -68,13 +74,15 @@ def main() -> None:
     t1 = round_robin({"transformers": plain, "nnsight": raw_nnsight,
                       "interlace": interlace_capture}, args.repeats)
 
-    vec = torch.randn(model.shape.d_model, generator=g)
+    vec = torch.randn(model.shape.d_model, generator=g).to(hf.dtype)
     vec = vec / vec.norm() * 8.0
     layer, new_tokens = 12, 32
     gen_prompts = ids[:4, :64].tolist()
     gen_ids = ids[:4, :64]
     steer = il.Graph(
-        interventions=[il.AddVector(site="resid_post", layers=[layer], vector=vec.tolist())],
+        interventions=[
+            il.AddVector(site="resid_post", layers=[layer], vector=vec.float().tolist())
+        ],
         generate=il.Generate(max_new_tokens=new_tokens),
     )
     mask = torch.ones_like(gen_ids)
@@ -99,6 +107,9 @@ def main() -> None:
     t2 = round_robin({"generate": plain_generate, "hooked": hooked_generate,
                       "interlace": interlace_generate}, args.repeats)
 
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"{args.model} in {args.dtype}: peak RSS {peak_mb:.0f} MiB, "
+          f"{peak_mb - loaded_mb:.0f} MiB above the loaded model")
     print(f"capture all {n} residuals, batch 8 x 128 tokens (median of {args.repeats}):")
     for k, v in t1.items():
         print(f"  {k:<14} {v * 1000:8.1f} ms")
