@@ -5,7 +5,9 @@
         --model qwen2.5-coder-1.5b-instruct --dtype bfloat16
 
 1. Capture every layer's residual (resid_post, all positions) on a batch of 8 x 128 tokens:
-   interlace vs plain transformers (output_hidden_states=True) vs a raw nnsight trace.
+   interlace vs plain transformers (output_hidden_states=True) vs a raw nnsight trace, all
+   three unembedding only the last position (``logits_to_keep=1``, as interlace does when
+   only the last logits are asked for), so the ratio is the capture's cost alone.
 2. Steering at every step of a 32-token greedy generation (batch 4): interlace vs plain
    transformers generate with a forward hook doing the same addition, and vs unsteered generate.
 Each configuration runs once to warm up, then ``repeats`` times in round-robin order; the
@@ -60,11 +62,11 @@ def main() -> None:
 
     def plain() -> object:
         with torch.inference_mode():
-            return hf(input_ids=ids, output_hidden_states=True).hidden_states
+            return hf(input_ids=ids, output_hidden_states=True, logits_to_keep=1).hidden_states
 
     def raw_nnsight() -> object:
         with torch.inference_mode():
-            with nm.trace(ids):
+            with nm.trace(ids, logits_to_keep=1):
                 out = nnsight.save([nm.model.layers[i].output.clone() for i in range(n)])
         return out
 
