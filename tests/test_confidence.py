@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import reference as ref
 import torch
+from tolerance import assert_close, assert_ranks_agree
 
 import interlace as il
 from interlace.runtime.prompts import encode
@@ -80,12 +81,12 @@ def test_fork_equals_the_slow_way(smollm2: Any, prompt_ids: list[int]) -> None:
     lp = ds.logprob.values
     np.testing.assert_allclose(ds.mass.values, np.exp(lp).sum(1), rtol=1e-6)
     np.testing.assert_allclose(ds.prob.values.sum(1), 1.0, rtol=1e-6)
-    np.testing.assert_allclose(ds.log_odds.values, lp[:, 0] - lp[:, 1], rtol=1e-6)
+    assert_close(ds.log_odds.values, lp[:, 0] - lp[:, 1], rtol=1e-6)
     assert (ds.low_mass.values == (ds.mass.values < readout.min_mass)).all()
     assert ds.text.values[0] == m.tokenizer.decode(response[:10])
     # top tokens after the suffix are the slow way's argmax
     seq = prompt_ids + response[: points[-1]] + ids(m, SUFFIX)
-    assert int(ds.top_id.values[-1, 0]) == int(ref.logits(m.hf, seq)[-1].argmax())
+    assert_ranks_agree(0, ref.logits(m.hf, seq)[-1], ds.top_id.values[-1, :1], tol=1e-4)
 
 
 def test_chunking_does_not_change_the_numbers(smollm2: Any) -> None:
