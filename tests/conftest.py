@@ -7,6 +7,15 @@ from typing import Any
 
 import pytest
 
+FAST_LANE_TIMEOUT = 180  # s, fixtures included (the first load converts the bundled model)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests not marked slow (the fast lane, `-m "not slow"`) get a tighter timeout."""
+    for item in items:
+        if item.get_closest_marker("slow") is None and item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(FAST_LANE_TIMEOUT))
+
 
 @pytest.fixture(scope="session")
 def smollm2() -> Any:
