@@ -95,6 +95,7 @@ def eiffel(smollm2: Any) -> Any:
     return logit_lens(smollm2, P, [" Paris", " London"], top_k=5)
 
 
+@pytest.mark.slow
 def test_logit_lens_equals_manual_norm_and_unembedding(smollm2: Any, eiffel: Any) -> None:
     resid = torch.as_tensor(capture(smollm2, P).values[0])  # [layer, position, d_model]
     expected = manual_logprobs(smollm2.hf, resid)  # [layer, position, vocab]
@@ -120,6 +121,7 @@ def test_logit_lens_equals_manual_norm_and_unembedding(smollm2: Any, eiffel: Any
     assert list(got["input_token"].values[:2]) == ["The", " E"]
 
 
+@pytest.mark.slow
 def test_paris_becomes_top1_in_the_last_quarter(eiffel: Any) -> None:
     first = first_top1_layer(eiffel).isel(example=0, position=-1)
     paris_first = int(first.sel(target=" Paris"))
@@ -165,6 +167,7 @@ def test_lens_refuses_bad_input_before_running(
         read_lens(smollm2, narrow)
 
 
+@pytest.mark.slow
 def test_lens_command_json_and_plot(smollm2: Any, tmp_path: Path) -> None:
     plot = tmp_path / "lens.png"
     args = ["lens", "--prompt", P, "--target", " Paris", "--json", "--plot", str(plot)]

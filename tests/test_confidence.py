@@ -64,6 +64,7 @@ def prompt_ids(smollm2: Any) -> list[int]:
     return encode(smollm2.tokenizer, [QUESTION]).input_ids[0].tolist()
 
 
+@pytest.mark.slow
 def test_fork_equals_the_slow_way(smollm2: Any, prompt_ids: list[int]) -> None:
     m = smollm2
     response = ids(m, RESPONSE)
@@ -89,6 +90,7 @@ def test_fork_equals_the_slow_way(smollm2: Any, prompt_ids: list[int]) -> None:
     assert_ranks_agree(0, ref.logits(m.hf, seq)[-1], ds.top_id.values[-1, :1], tol=1e-4)
 
 
+@pytest.mark.slow
 def test_chunking_does_not_change_the_numbers(smollm2: Any) -> None:
     small = il.ForkReadout(at=il.Every(every=7), suffix=SUFFIX, choices=CHOICES, chunk_size=2)
     whole = small.model_copy(update={"chunk_size": 100})
@@ -97,6 +99,7 @@ def test_chunking_does_not_change_the_numbers(smollm2: Any) -> None:
     np.testing.assert_allclose(a.logprob.values, b.logprob.values, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_checkpoints_after_each_match(smollm2: Any) -> None:
     m = smollm2
     readout = il.ForkReadout(
@@ -110,6 +113,7 @@ def test_checkpoints_after_each_match(smollm2: Any) -> None:
         assert not m.tokenizer.decode(response[: t - 1]).endswith("divisible by")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("steer", ["generation", "both"])
 def test_steered_generation_readout_equals_the_slow_way(
     smollm2: Any, prompt_ids: list[int], steer: str
@@ -145,6 +149,7 @@ def test_steered_generation_readout_equals_the_slow_way(
         assert np.abs(unsteered - slow).max() > 1e-2
 
 
+@pytest.mark.slow
 def test_batched_readouts_equal_single_ones(smollm2: Any) -> None:
     readout = il.ForkReadout(at=il.Every(every=4), suffix=SUFFIX, choices=CHOICES[:2])
     prompts = [
