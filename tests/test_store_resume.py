@@ -110,6 +110,7 @@ def assert_same_examples(got: xr.Dataset, want: xr.Dataset, examples: Any) -> No
             assert np.array_equal(a[k], b[k], equal_nan=a.dtype.kind == "f"), f"{name}, example {e}"
 
 
+@pytest.mark.slow
 def test_sigkill_at_random_moments_then_resume_equals_uninterrupted(
     model: Any, tmp_path: Path
 ) -> None:
