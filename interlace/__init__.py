@@ -18,39 +18,47 @@ _EXPORTS = {
     "Model": "interlace.models.model",
     "ModelLoadError": "interlace.models.errors",
     "run": "interlace.runtime.run",
-    "RunResult": "interlace.runtime.run",
+    "RunResult": "interlace.runtime.forward",
     "ChatPrompt": "interlace.runtime.prompts",
     "Graph": "interlace.interventions",
-    "AblateHeads": "interlace.interventions",
-    "ScaleValueVectors": "interlace.interventions",
-    "ZeroValueVectors": "interlace.interventions",
-    "NegateValueVectors": "interlace.interventions",
-    "AddVector": "interlace.interventions",
-    "SteerKV": "interlace.interventions",
-    "Patch": "interlace.interventions",
     "Capture": "interlace.interventions",
     "Generate": "interlace.interventions",
     "ValidationError": "interlace.interventions",
-    "cache": "interlace.stores.job",
+    "cache": "interlace.jobs.cache",
     "open_store": "interlace.stores.reader",
     "StoreError": "interlace.stores.errors",
     "ForkReadout": "interlace.interventions",
     "Every": "interlace.interventions",
     "AtTokens": "interlace.interventions",
     "AfterMatch": "interlace.interventions",
-    "confidence": "interlace.runtime.fork",
+    "confidence": "interlace.runtime.confidence",
     "logit_lens": "interlace.analyses.lens",
     "TunedLens": "interlace.analyses.tuned_lens",
     "train_tuned_lens": "interlace.analyses.tuned_lens",
     "train_probes": "interlace.analyses.probes",
 }
 
-__all__ = sorted(_EXPORTS) + ["__version__"]
+# Every intervention kind is exported too (``il.AddVector``), by the name it is registered under
+# in interlace.interventions.kinds: a new kind needs no line here.
+_KINDS = (
+    "AblateHeads",
+    "AddVector",
+    "NegateValueVectors",
+    "Patch",
+    "ScaleValueVectors",
+    "SteerKV",
+    "ZeroValueVectors",
+)
+
+__all__ = sorted([*_EXPORTS, *_KINDS]) + ["__version__"]
 
 
 def __getattr__(name: str) -> Any:
     if name in _EXPORTS:
         return getattr(importlib.import_module(_EXPORTS[name]), name)
+    kinds = importlib.import_module("interlace.interventions.kinds")
+    if name in kinds.__all__:
+        return getattr(kinds, name)
     raise AttributeError(f"module 'interlace' has no attribute {name!r}")
 
 

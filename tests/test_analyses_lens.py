@@ -153,7 +153,7 @@ def test_lens_refuses_bad_input_before_running(
     def refuse(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("the model ran")
 
-    monkeypatch.setattr(il, "run", refuse)
+    monkeypatch.setattr("interlace.analyses.lens.run", refuse)
     with pytest.raises(il.ValidationError, match="layer 40 of a 30-layer model"):
         logit_lens(smollm2, P, layers=[3, 40])
     with pytest.raises(il.ValidationError, match="' Parisian' is 2 tokens"):
@@ -181,7 +181,7 @@ def test_lens_command_json_and_plot(smollm2: Any, tmp_path: Path) -> None:
     image = imread(plot)  # the plots themselves: test_analyses_plots.py
     assert image.shape[0] > 300 and image.shape[1] > 300 and image.std() > 0.01
     bad = CliRunner().invoke(app, ["lens", "--prompt", P, "--target", " Parisian"])
-    assert bad.exit_code == 2 and "2 tokens" in bad.output
+    assert bad.exit_code == 2 and "--target: ' Parisian' is 2 tokens" in bad.output
 
 
 @pytest.fixture(scope="module")

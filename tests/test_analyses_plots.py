@@ -99,3 +99,26 @@ def test_head_and_comparison_plots(tiny: Any, tmp_path: Path) -> None:
     comparison = compare_weights(tiny, other)
     plots.plot_comparison(comparison, path=tmp_path / "compare.png")
     assert_png(tmp_path / "compare.png")
+
+
+def test_confidence_plot(tmp_path: Path) -> None:
+    """The curve of a fork readout (synthetic: the plot is under test), with two choices and
+    with one (then the log-probability is drawn)."""
+    t = np.arange(4, 44, 4)
+    logprob = np.stack([np.linspace(-3, -0.2, len(t)), np.linspace(-0.5, -4, len(t))], -1)
+    mass = np.exp(logprob).sum(-1)
+    readout = xr.Dataset(
+        {
+            "logprob": (("checkpoint", "choice"), logprob),
+            "log_odds": ("checkpoint", logprob[:, 0] - logprob[:, 1]),
+            "mass": ("checkpoint", mass),
+            "low_mass": ("checkpoint", mass < 0.3),
+        },
+        coords={"token_index": ("checkpoint", t), "choice": [" Yes", " No"]},
+        attrs={"suffix": " The final answer is"},
+    )
+    figure = plots.plot_confidence(readout, tmp_path / "curve.png", title="Is 91 prime?")
+    assert isinstance(figure, Figure) and len(figure.axes) == 2  # log-odds and mass axes
+    assert_png(tmp_path / "curve.png", min_width=400)
+    plots.plot_confidence(readout.isel(choice=[0]), path=tmp_path / "one.png")
+    assert_png(tmp_path / "one.png", min_width=400)

@@ -165,4 +165,4 @@ def test_probe_command_reads_a_store(tiny_wrapped: Any, tmp_path: Path) -> None:
     one = CliRunner().invoke(app, [*args[:4], "--position", str(last), "--json"])
     assert one.exit_code == 0, one.output
     bad = CliRunner().invoke(app, ["probe", str(store), "--label", "nope"])
-    assert bad.exit_code == 2 and "no coordinate 'nope'" in bad.output
+    assert bad.exit_code == 2 and "--label: no coordinate 'nope'" in bad.output

@@ -139,7 +139,7 @@ def test_steering_refuses_bad_input_before_running(
     def refuse(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("the model ran")
 
-    monkeypatch.setattr(il, "run", refuse)
+    monkeypatch.setattr("interlace.analyses.vectors.run", refuse)
     with pytest.raises(il.ValidationError, match="width 5"):
         steering_effect(smollm2, np.ones(5), 3, ["Hi"], [" le"])
     with pytest.raises(il.ValidationError, match="layer 30 of a 30-layer model"):

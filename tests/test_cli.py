@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Annotated
 
 import pytest
 import torch
+import typer
 from typer.testing import CliRunner
 
 from interlace.cli import app
@@ -43,10 +45,10 @@ def test_validate_lists_every_problem(tmp_path: Path, no_weights: None) -> None:
     )
     result = runner.invoke(app, ["validate", str(bad), "--model", "smollm2-135m"])
     assert result.exit_code == 1
-    text = " ".join(result.output.split())
-    assert "interventions[0].layer" in text and "0-29" in text
-    assert "interventions[0].heads[0]" in text and "0-8" in text
-    assert "interventions[1].vector" in text and "576" in text
+    lines = result.output.splitlines()  # one line per problem, whatever the terminal's width
+    assert any(line.startswith("interventions[0].layer:") and "0-29" in line for line in lines)
+    assert any(line.startswith("interventions[0].heads[0]:") and "0-8" in line for line in lines)
+    assert any(line.startswith("interventions[1].vector:") and "576" in line for line in lines)
 
 
 def test_validate_rejects_an_unknown_kind(tmp_path: Path) -> None:
@@ -120,3 +122,59 @@ def test_the_command_line_starts_without_torch() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_output_off_a_terminal_is_never_wrapped(tmp_path: Path) -> None:
+    """Piped output keeps every line whole, whatever the terminal's width (COLUMNS=40 here)
+    and however long a path it prints, so a script or a test reads the same words anywhere."""
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / ("a-directory-with-a-long-name-" * 4) / "results-of-the-run.zarr"
+    env = {**os.environ, "COLUMNS": "40", "PYTHONPATH": str(Path(__file__).parents[1])}
+    command = ["run", EXAMPLE, "-p", PROMPT, "--tokens", " Paris", "--out", str(out)]
+    done = subprocess.run(
+        [sys.executable, "-c", "from interlace.cli import app; app()", *command],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert f"wrote {out}" in lines
+    assert any(line.startswith("  top: ' Paris' ") and line.count("'") >= 10 for line in lines)
+    assert any(line.startswith("  ' Paris': logit ") and "logprob" in line for line in lines)
+
+
+def test_fail_names_the_flags_of_the_fields_in_a_problem() -> None:
+    """A problem's API field that is a parameter of the command becomes its flag (an argument:
+    its metavar; ``aliases`` for a field passed on under another name); a path into a
+    document keeps its name."""
+    from interlace.cli.common import fail
+    from interlace.interventions import Problem, ValidationError
+
+    mini = typer.Typer()
+
+    @mini.command()
+    def probe(
+        ctx: typer.Context,
+        store: str,
+        targets: Annotated[list[str] | None, typer.Option("--target", "-t")] = None,
+        top_k: Annotated[int, typer.Option("--top")] = 3,
+    ) -> None:
+        problems = [
+            Problem("targets[1]", "' Parisian' is 2 tokens", "one"),
+            Problem("top_k", "0", ">= 1"),
+            Problem("data", "has no 'layer' dim"),
+            Problem("interventions[0].layer", "layer 40 of a 30-layer model", "0-29"),
+        ]
+        fail(ValidationError(problems), ctx, {"data": "store"})
+
+    result = runner.invoke(mini, ["s.zarr"])
+    assert result.exit_code == 2
+    lines = [line.strip() for line in result.output.splitlines()]
+    assert "--target: ' Parisian' is 2 tokens (allowed: one)" in lines
+    assert "--top: 0 (allowed: >= 1)" in lines
+    assert "STORE: has no 'layer' dim" in lines
+    assert "interventions[0].layer: layer 40 of a 30-layer model (allowed: 0-29)" in lines

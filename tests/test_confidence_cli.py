@@ -35,3 +35,11 @@ def test_confidence_command_needs_one_response_source() -> None:
     result = runner.invoke(app, ["confidence", "--prompt", "Hi", "--choices", " Yes"])
     assert result.exit_code == 2
     assert "exactly one of --response" in result.output
+
+
+def test_confidence_command_names_its_flags_in_errors() -> None:
+    """The library's problems name API fields (``steer``); the command shows its flags."""
+    args = ["confidence", "-p", "Hi", "--choices", " Yes", "--response", "Yes", "--steer", "up"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    assert "--steer: got 'up' (allowed: 'generation', 'readout' or 'both')" in result.output

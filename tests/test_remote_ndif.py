@@ -25,8 +25,7 @@ from typer.testing import CliRunner
 
 import interlace as il
 from interlace.cli import app
-from interlace.runtime import ndif
-from interlace.runtime.backend import Backend, execute
+from interlace.runtime.backend import Backend, errors, execute, ndif
 from interlace.runtime.plan import compile_plan
 from interlace.runtime.prompts import encode
 from interlace.runtime.steps import forward_step
@@ -107,7 +106,7 @@ def test_remote_cache_writes_the_local_store(
     monkeypatch.setenv("NDIF_API_KEY", FAKE_KEY)
     il.cache(local, DATA, tmp_path / "local", batch_size=2, **JOB)
     report = il.cache(local, DATA, tmp_path / "remote", batch_size=2, backend=backend, **JOB)
-    assert report.status == "created" and report.batches_written == 3
+    assert report.status == "created" and report.units_written == 3
     assert_same_store(tmp_path / "remote", tmp_path / "local")
     attrs = [dict(zarr.open_group(tmp_path / p, mode="r").attrs) for p in ("local", "remote")]
     for a in attrs:
@@ -142,8 +141,8 @@ def test_a_job_that_raises_on_the_server_shows_its_traceback(
     step = forward_step(
         remote, compile_plan(graph, remote.shape, batch, {}), batch.model_inputs(), False
     )
-    step["ops"][0]["edits"][0]["fn"] = "no_such_edit"
-    with pytest.raises(ndif.RemoteJobError) as info:
+    step["ops"][0]["edits"][0]["op"] = "no_such_edit"
+    with pytest.raises(errors.RemoteJobError) as info:
         execute(remote, [step], backend)
     message = str(info.value)
     assert f"the job failed on the NDIF server at {backend.host}" in message
@@ -163,7 +162,7 @@ def test_a_model_the_server_cannot_deploy(
         if f.suffix != ".safetensors":
             shutil.copy(f, empty / f.name)
     model = il.load(str(empty), remote=True)
-    with pytest.raises(ndif.ModelNotAvailable) as info:
+    with pytest.raises(errors.ModelNotAvailable) as info:
         il.run(model, il.Graph(), rc.P, backend=Backend("ndif", backend.host, retries=0))
     assert str(empty) in str(info.value)
 
@@ -175,7 +174,7 @@ def stopped_before_session(
     """The server is stopped just before the ``n``-th remote session inside the block, and
     started again when the block is left."""
     sessions = 0
-    real = ndif._session
+    real = ndif.run_session
 
     def stop_before(*args: Any) -> Any:
         nonlocal sessions
@@ -184,7 +183,7 @@ def stopped_before_session(
             ndif_server.stop()
         return real(*args)
 
-    monkeypatch.setattr(ndif, "_session", stop_before)
+    monkeypatch.setattr(ndif, "run_session", stop_before)
     try:
         yield
     finally:
@@ -204,13 +203,13 @@ def test_server_stopped_mid_job_is_a_clear_error_and_the_rerun_resumes(
     flaky = Backend("ndif", ndif_server.url, retries=1, backoff=0.2)
     out = tmp_path / "remote"
     with stopped_before_session(3, ndif_server, monkeypatch):
-        with pytest.raises(ndif.ServerUnavailable) as info:
+        with pytest.raises(errors.ServerUnavailable) as info:
             il.cache(remote, DATA, out, batch_size=1, backend=flaky, **JOB)
     assert f"cannot reach the NDIF server at {ndif_server.url}" in str(info.value)
     done = progress.done(zarr.open_group(out, mode="r"))
     assert done.tolist() == [True, True, False, False, False]
     report = il.cache(remote, DATA, out, batch_size=1, backend=flaky, **JOB)
-    assert report.status == "resumed" and report.batches_written == 3
+    assert report.status == "resumed" and report.units_written == 3
     assert_same_store(out, tmp_path / "local")
 
 
@@ -240,7 +239,7 @@ def test_server_stopped_mid_study_is_a_clear_error_and_the_rerun_resumes(
     out = tmp_path / "remote"
     remote_kw = {"model": local, "out": out, "backend": "ndif", "host": ndif_server.url}
     with stopped_before_session(3, ndif_server, monkeypatch):
-        with pytest.raises(ndif.ServerUnavailable) as info:
+        with pytest.raises(errors.ServerUnavailable) as info:
             run_study(study, progress=False, **remote_kw)
     assert f"cannot reach the NDIF server at {ndif_server.url}" in str(info.value)
     written = int(progress.done(zarr.open_group(out, mode="r")).sum())

@@ -15,7 +15,7 @@ from nnsight.intervention.serialization import dumps
 
 import interlace as il
 from interlace.runtime.backend import Backend, as_backend
-from interlace.runtime.ndif import share_tensors
+from interlace.runtime.backend.session import share_tensors
 from interlace.runtime.plan import compile_plan
 from interlace.runtime.prompts import encode
 from interlace.runtime.steps import forward_step

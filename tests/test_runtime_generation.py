@@ -122,6 +122,27 @@ def test_unsteered_generation_matches_generate(smollm2: Any) -> None:
     assert got[len(expected) :] == [-1] * (16 - len(expected))
 
 
+def test_a_generation_reads_every_prompt_position_when_asked(smollm2: Any) -> None:
+    """``logits="all"`` and a ``logits`` capture with generation: the prompt's forward
+    unembeds every position (``generate`` alone keeps the last one only)."""
+    prompts = ["The cat sat on the", "One two three"]
+    plain = il.run(smollm2, il.Graph(capture=[il.Capture(site="logits", positions="all")]), prompts)
+    graph = il.Graph(
+        capture=[il.Capture(site="logits", positions="all")],
+        generate=il.Generate(max_new_tokens=2),
+    )
+    out = il.run(smollm2, graph, prompts, logits="all")
+    torch.testing.assert_close(
+        torch.as_tensor(out.captured["logits"].values),
+        torch.as_tensor(plain.captured["logits"].values),
+        equal_nan=True,
+    )
+    forward = il.run(smollm2, il.Graph(), prompts, logits="all")
+    torch.testing.assert_close(
+        torch.as_tensor(out.logits.values), torch.as_tensor(forward.logits.values), equal_nan=True
+    )
+
+
 @pytest.mark.parametrize("steer", [False, True])
 @pytest.mark.parametrize("name", ["smollm2", "gpt2"])
 def test_batched_generation_equals_unbatched(

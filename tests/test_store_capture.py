@@ -135,6 +135,22 @@ def test_half_precision_stores_the_float32_values_rounded(
     assert np.isnan(full).any() and not np.array_equal(rounded, full, equal_nan=True)
 
 
+def test_bfloat16_rounding_is_torchs_bit_for_bit() -> None:
+    """The store rounds to bfloat16 in numpy (reading and writing need no torch): every
+    float32 rounding case -- ties both ways, carries into the exponent, subnormals, overflow
+    to infinity -- gives torch's bits; NaN gives the store's one NaN, its fill value."""
+    from interlace.stores.schema import BFLOAT16_NAN, from_bfloat16, to_bfloat16
+
+    high = np.arange(1 << 16, dtype=np.uint32) << 16
+    low = [0x0000, 0x0001, 0x7FFF, 0x8000, 0x8001, 0xFFFF]
+    values = np.concatenate([(high | b).view(np.float32) for b in low])
+    nan = np.isnan(values)
+    want = torch.from_numpy(values).to(torch.bfloat16).view(torch.int16).numpy().view(np.uint16)
+    got = to_bfloat16(values)
+    np.testing.assert_array_equal(got[~nan], want[~nan])
+    assert (got[nan] == BFLOAT16_NAN).all() and np.isnan(from_bfloat16(got[nan])).all()
+
+
 def test_interventions_from_a_graph_apply_while_caching(tiny_wrapped: Any, tmp_path: Path) -> None:
     """A steering vector added at layer 0 shows in layer 1's residual, as the same addition
     made by a forward hook does."""

@@ -54,7 +54,7 @@ def test_open_store_is_lazy_and_labelled(store: Path, model: Any) -> None:
     assert ds["layer"].values.tolist() == [1]
     x = ds["resid_post"].sel(layer=1)
     assert x.dims == ("example", "position", "d_model") and x.chunks is not None
-    # dataset fields as typed coordinates (see interlace.stores.dataset)
+    # dataset fields as typed coordinates (see interlace.jobs.dataset)
     assert ds["label"].dtype == np.int64 and ds["label"].values.tolist() == [1, 0, 1]
     assert ds["ok"].dtype == bool and ds["ok"].values.tolist() == [True, False, True]
     score = ds["score"].values

@@ -194,7 +194,7 @@ def test_interrupted_in_process_resumes_and_equals_uninterrupted(
     assert done_batches(out).tolist() == [True] * 3 + [False] * 2
     with Forwards(model) as forwards:
         report = il.cache(model, str(data), out, **JOB)
-    assert (report.status, report.batches_written, forwards.n) == ("resumed", 2, 2)
+    assert (report.status, report.units_written, forwards.n) == ("resumed", 2, 2)
     want = il.open_store(tmp_path / "reference.zarr").load()
     assert_same_examples(il.open_store(out).load(), want, want["example"].values)
 
@@ -219,7 +219,7 @@ def test_an_interrupted_creation_is_created_again(
         il.open_store(out)
     assert il.open_store(out, partial=True).sizes["example"] == 0
     report = il.cache(model, str(data), out, **{**JOB, "batch_size": 3})
-    assert report.status == "created" and report.n_batches == 3
+    assert report.status == "created" and report.n_units == 3
     assert "batch size 4" in report.message()
     il.cache(model, str(data), tmp_path / "reference.zarr", **JOB)
     want = il.open_store(tmp_path / "reference.zarr").load()
@@ -268,7 +268,7 @@ def test_a_path_holding_something_else_is_refused(model: Any, tmp_path: Path) ->
     data = write_dataset(tmp_path / "data.jsonl", n=2)
     foreign = tmp_path / "foreign.zarr"
     xr.Dataset({"x": ("a", np.arange(3))}).to_zarr(foreign, zarr_format=3, consolidated=False)
-    with pytest.raises(il.StoreError, match="not an interlace store"):
+    with pytest.raises(il.StoreError, match="not an interlace activation store"):
         il.cache(model, str(data), foreign, **JOB)
     (tmp_path / "notes").mkdir()
     (tmp_path / "notes" / "mine.txt").write_text("keep me")

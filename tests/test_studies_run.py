@@ -24,6 +24,7 @@ import zarr
 
 import interlace as il
 from interlace import datasets
+from interlace.models import loading
 from interlace.stores import progress
 from interlace.stores.errors import StoreError
 from interlace.studies.execute import open_results, run_study
@@ -348,7 +349,7 @@ def test_an_ndif_study_loads_no_weights_unless_a_vector_reads_them(
         loads.append(remote)
         raise Loaded
 
-    monkeypatch.setattr(il, "load", load)
+    monkeypatch.setattr(loading, "load", load)
     data = {
         "name": "remote",
         "model": "smollm2-135m",

@@ -17,12 +17,13 @@ import xarray as xr
 
 from interlace.analyses._data import fail
 from interlace.interventions import Problem, ValidationError
+from interlace.models.model import Model
 
 GLOBAL = ("W_E", "W_U")
 PER_LAYER = ("W_Q", "W_K", "W_V", "W_O", "W_in", "W_gate", "W_out")
 
 
-def _matrices(model: Any, names: Sequence[str]) -> list[tuple[str, int]]:
+def _matrices(model: Model, names: Sequence[str]) -> list[tuple[str, int]]:
     """(weight, layer) of every matrix the model has among ``names``; layer -1: global."""
     out = []
     for name in names:
@@ -35,7 +36,7 @@ def _matrices(model: Any, names: Sequence[str]) -> list[tuple[str, int]]:
     return out
 
 
-def compare_weights(a: Any, b: Any, weights: Sequence[str] = GLOBAL + PER_LAYER) -> xr.Dataset:
+def compare_weights(a: Model, b: Model, weights: Sequence[str] = GLOBAL + PER_LAYER) -> xr.Dataset:
     """Cosine similarity (of the flattened matrices) and norm ratio ``||b|| / ||a||`` of every
     matrix of two models with the same shape, in float64.
 
@@ -101,8 +102,8 @@ def _distances(x: torch.Tensor, metric: str) -> torch.Tensor:
 
 
 def embedding_distance_correlation(
-    a: Any,
-    b: Any,
+    a: Model,
+    b: Model,
     n_tokens: int = 1000,
     seed: int = 0,
     metric: Literal["cosine", "euclidean"] = "cosine",

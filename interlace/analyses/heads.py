@@ -23,14 +23,16 @@ import xarray as xr
 
 from interlace.analyses._data import as_vectors, fail, model_layers
 from interlace.interventions import AblateHeads
+from interlace.interventions.sites import ModelShape
+from interlace.models.model import Model
 
 
-def kv_head(shape: Any, head: int) -> int:
+def kv_head(shape: ModelShape, head: int) -> int:
     """The KV head that query head ``head`` reads its values through."""
     return head // (shape.n_heads // shape.n_kv_heads)
 
 
-def ov_circuit(model: Any, layer: int, head: int) -> torch.Tensor:
+def ov_circuit(model: Model, layer: int, head: int) -> torch.Tensor:
     """``W_V[kv(head)] @ W_O[head]`` ``[d_model, d_model]`` of one head."""
     model_layers([layer], model.shape.n_layers, "layer")
     if not 0 <= head < model.shape.n_heads:
@@ -39,7 +41,7 @@ def ov_circuit(model: Any, layer: int, head: int) -> torch.Tensor:
     return (w_v @ model.weight("W_O", layer)[head]).detach()
 
 
-def _write_norms(model: Any, layer: int, targets: torch.Tensor, relative: bool) -> torch.Tensor:
+def _write_norms(model: Model, layer: int, targets: torch.Tensor, relative: bool) -> torch.Tensor:
     """``||W_OV[h] @ targets.T||_F`` for every head ``h`` of ``layer`` (``[n_heads]``)."""
     s = model.shape
     with torch.inference_mode():
@@ -64,7 +66,7 @@ def _scores(values: list[torch.Tensor], layers: list[int], what: str) -> xr.Data
 
 
 def direction_scores(
-    model: Any, direction: Any, layers: Sequence[int] | None = None, relative: bool = False
+    model: Model, direction: Any, layers: Sequence[int] | None = None, relative: bool = False
 ) -> xr.DataArray:
     """How strongly each head can write into ``direction`` (width ``d_model``, taken as a unit
     vector in the residual stream): ``||W_OV @ t||`` per ``(layer, head)``. ``relative``
@@ -79,7 +81,7 @@ def direction_scores(
 
 
 def value_vector_scores(
-    model: Any, value_vectors: Sequence[tuple[int, int]], relative: bool = False
+    model: Model, value_vectors: Sequence[tuple[int, int]], relative: bool = False
 ) -> xr.DataArray:
     """How strongly each head can drive the neurons of ``value_vectors`` (``(layer, index)``
     pairs): ``||W_OV @ R.T||_F`` over the rows ``R`` of ``W_in`` of the chosen neurons that the

@@ -25,7 +25,10 @@ from interlace.analyses._data import (
     position_dim,
     rows,
 )
-from interlace.interventions import Problem, ValidationError
+from interlace.interventions import Capture, Graph, Problem, ValidationError
+from interlace.models.model import Model
+from interlace.runtime.prompts import Prompt
+from interlace.runtime.run import run
 
 LENS_SITES = ("resid_pre", "resid_post", "attn_out", "mlp_out")
 CHUNK_ROWS = 512  # rows unembedded at once: 512 x 49152 float32 logits = 100 MB
@@ -36,7 +39,7 @@ class Translator(Protocol):
 
     def translate(self, layer: int, resid: torch.Tensor) -> torch.Tensor: ...
 
-    def check(self, model: Any) -> None: ...
+    def check(self, model: Model) -> None: ...
 
 
 def target_ids(tokenizer: Any, targets: Sequence[str | int] | None) -> list[int]:
@@ -62,7 +65,7 @@ def target_ids(tokenizer: Any, targets: Sequence[str | int] | None) -> list[int]
     return ids
 
 
-def unembed(model: Any, resid: torch.Tensor) -> torch.Tensor:
+def unembed(model: Model, resid: torch.Tensor) -> torch.Tensor:
     """Logits of residual vectors ``[..., d_model]``: final norm, unembedding, softcap."""
     adapter, hf = model.adapter, model.hf
     param = adapter.weight(hf, "W_U")
@@ -71,7 +74,7 @@ def unembed(model: Any, resid: torch.Tensor) -> torch.Tensor:
 
 
 def lens_logprobs(
-    model: Any, layer: int, resid: torch.Tensor, lens: Translator | None = None
+    model: Model, layer: int, resid: torch.Tensor, lens: Translator | None = None
 ) -> torch.Tensor:
     """Log-probabilities ``[n, vocab]`` the lens reads from rows of layer ``layer``."""
     if lens is not None:
@@ -89,7 +92,7 @@ def _ordered(resid: xr.DataArray) -> xr.DataArray:
 
 
 def read_lens(
-    model: Any,
+    model: Model,
     resid: xr.DataArray,
     targets: Sequence[str | int] | None = None,
     top_k: int = 5,
@@ -179,8 +182,8 @@ def decode_tokens(tokenizer: Any, ids: np.ndarray) -> np.ndarray:
 
 
 def logit_lens(
-    model: Any,
-    prompts: Any,
+    model: Model,
+    prompts: Prompt | list[Prompt],
     targets: Sequence[str | int] | None = None,
     top_k: int = 5,
     site: str = "resid_post",
@@ -192,14 +195,12 @@ def logit_lens(
 
     Arguments are checked before the model runs.
     """
-    import interlace as il
-
     if site not in LENS_SITES:
         raise fail("site", f"{site!r} is not a residual-stream site", ", ".join(LENS_SITES))
     model_layers(layers, model.shape.n_layers)
     target_ids(model.tokenizer, targets)
-    capture = il.Capture(site=site, layers=list(layers) if layers else "all", positions="all")
-    result = il.run(model, il.Graph(capture=[capture]), prompts)
+    capture = Capture(site=site, layers=list(layers) if layers else "all", positions="all")
+    result = run(model, Graph(capture=[capture]), prompts)
     out = read_lens(model, result.captured[site], targets, top_k, layers, lens)
     index = result.captured[site]["token_index"].values
     words = [[model.tokenizer.decode([t]) for t in toks] for toks in result.prompt_tokens]
@@ -218,7 +219,7 @@ def first_top1_layer(lens: xr.Dataset) -> xr.DataArray:
     return xr.where(hit.any("layer"), first, -1)
 
 
-def final_layer(model: Any, data: Any) -> int:
+def final_layer(model: Model, data: Any) -> int:
     """The model's last layer, checked to be in ``data``: its lens is the model's output
     distribution, the reference of the KL and the target of tuned-lens training."""
     data = as_dataarray(data)
@@ -241,7 +242,7 @@ def rows_like(
 
 
 def lens_kl(
-    model: Any,
+    model: Model,
     data: xr.DataArray,
     lens: Translator | None = None,
     layers: Sequence[int] | None = None,

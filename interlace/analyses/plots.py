@@ -11,8 +11,10 @@ import xarray as xr
 from matplotlib.figure import Figure
 
 
-def _finish(fig: Figure, path: str | os.PathLike | None) -> Figure:
-    fig.tight_layout()
+def _finish(
+    fig: Figure, path: str | os.PathLike | None, rect: tuple[float, ...] = (0, 0, 1, 1)
+) -> Figure:
+    fig.tight_layout(rect=rect)
     if path is not None:
         fig.savefig(path, format="png", dpi=100)
     return fig
@@ -174,3 +176,36 @@ def plot_comparison(comparison: xr.Dataset, path: str | os.PathLike | None = Non
     )
     fig.colorbar(image, ax=ax)
     return _finish(fig, path)
+
+
+def plot_confidence(
+    readout: xr.Dataset, path: str | os.PathLike | None = None, title: str = ""
+) -> Figure:
+    """Answer confidence along a response (a readout of :func:`interlace.confidence`): the
+    log-odds of the first two choices (the log-probability of a single choice) per checkpoint,
+    and the probability mass on the choices on a second axis, low-mass checkpoints marked.
+
+    ``plot_confidence(il.confidence(model, prompt, readout, response), "curve.png")``"""
+    t = readout["token_index"].values
+    choices = [str(c) for c in readout["choice"].values]
+    if len(choices) > 1:
+        what, y = f"log-odds {choices[0]!r} vs {choices[1]!r}", readout["log_odds"].values
+    else:
+        what, y = "log-prob", readout["logprob"].values[:, 0]
+    fig = Figure(figsize=(8, 4))
+    ax = fig.subplots()
+    ax.plot(t, y, marker="o", color="tab:blue", label=what)
+    ax.axhline(0, color="grey", lw=0.5)
+    ax.set_xlabel("response tokens before the suffix")
+    ax.set_ylabel(what, color="tab:blue")
+    mass = readout["mass"].values
+    low = readout["low_mass"].values
+    mass_ax = ax.twinx()
+    mass_ax.plot(t, mass, color="tab:orange", ls="--", label="mass on choices")
+    mass_ax.scatter(t[low], mass[low], color="red", zorder=3, label="low mass")
+    mass_ax.set_ylabel("probability mass on the choices", color="tab:orange")
+    mass_ax.set_ylim(0, 1.05)
+    ax.set_title(title or f"suffix {readout.attrs['suffix']!r}")
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    fig.legend(loc="lower center", ncol=3, fontsize=8, frameon=False)
+    return _finish(fig, path, rect=(0, 0.06, 1, 1))

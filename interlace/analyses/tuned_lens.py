@@ -29,6 +29,7 @@ import xarray as xr
 
 from interlace.analyses._data import fail, layers_of, rows
 from interlace.analyses.lens import final_layer, lens_kl, lens_logprobs, rows_like
+from interlace.models.model import Model
 
 FORMAT = "interlace.tuned_lens"
 VERSION = 1
@@ -40,7 +41,7 @@ class UnembeddingMismatchWarning(UserWarning):
     """A tuned lens is applied through another unembedding than it was trained against."""
 
 
-def unembedding_hash(model: Any) -> str:
+def unembedding_hash(model: Model) -> str:
     """sha256 of what a lens reads through: ``W_U``, the final norm's parameters, the softcap."""
     hf, adapter = model.hf, model.adapter
     tensors = [("W_U", adapter.weight(hf, "W_U"))]
@@ -80,7 +81,7 @@ class TunedLens:
         a = self.weights[layer].to(resid)
         return resid + resid @ a + self.biases[layer].to(resid)
 
-    def check(self, model: Any) -> None:
+    def check(self, model: Model) -> None:
         """Refuse a model of another shape; warn if its unembedding is not the one trained on."""
         s = model.shape
         if (s.n_layers, s.d_model) != (self.n_layers, self.d_model):
@@ -120,7 +121,7 @@ class TunedLens:
         return out
 
     @classmethod
-    def load(cls, path: str | os.PathLike, model: Any = None) -> TunedLens:
+    def load(cls, path: str | os.PathLike, model: Model | None = None) -> TunedLens:
         """Read a lens saved by :meth:`save`; given ``model``, check it against it (warns if the
         unembedding differs)."""
         from safetensors.torch import load_file
@@ -144,7 +145,7 @@ class TunedLens:
 
 
 def train_tuned_lens(
-    model: Any,
+    model: Model,
     data: xr.DataArray,
     layers: Sequence[int] | None = None,
     steps: int = 250,
@@ -206,7 +207,7 @@ def train_tuned_lens(
 
 
 def compare_lenses(
-    model: Any, data: xr.DataArray, lens: TunedLens, layers: Sequence[int] | None = None
+    model: Model, data: xr.DataArray, lens: TunedLens, layers: Sequence[int] | None = None
 ) -> xr.Dataset:
     """Per layer, mean KL(final || lens) of the logit lens and of ``lens`` on ``data`` (use
     held-out data): ``logit_lens`` and ``tuned_lens``, in nats. Default layers: the lens's."""

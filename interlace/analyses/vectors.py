@@ -28,6 +28,10 @@ from interlace.analyses._data import (
     two_groups,
 )
 from interlace.analyses.lens import target_ids
+from interlace.interventions import AddVector, Graph
+from interlace.models.model import Model
+from interlace.runtime.prompts import Prompt
+from interlace.runtime.run import run
 
 STEER_SITES = ("resid_pre", "resid_post", "attn_out", "mlp_out")
 
@@ -173,10 +177,10 @@ def difference_pca(differences: xr.DataArray, n_components: int = 3) -> xr.Datas
 
 
 def steering_effect(
-    model: Any,
+    model: Model,
     vector: Any,
     layer: int,
-    prompts: Any,
+    prompts: Prompt | list[Prompt],
     targets: Sequence[str | int],
     coeff: float = 1.0,
     n_random: int = 8,
@@ -192,8 +196,6 @@ def steering_effect(
     example, target)``; condition ``vector``, then ``random_0`` ... Arguments are checked
     before the model runs.
     """
-    import interlace as il
-
     model_layers([layer], model.shape.n_layers, "layer")
     if isinstance(vector, xr.DataArray) and "layer" in vector.dims:
         vector = vector.sel(layer=layers_of(vector, [layer])[0])
@@ -206,20 +208,20 @@ def steering_effect(
     vectors = [vec.values, *random_directions(vec, n_random, seed).values]
     names = ["vector", *(f"random_{i}" for i in range(n_random))]
 
-    def logprobs(graph: Any) -> np.ndarray:
-        return il.run(model, graph, prompts).logprobs().values[:, ids]
+    def logprobs(graph: Graph) -> np.ndarray:
+        return run(model, graph, prompts).logprobs().values[:, ids]
 
     graphs = [  # built (and so checked) before anything runs
-        il.Graph(
+        Graph(
             interventions=[
-                il.AddVector(
+                AddVector(
                     site=site, layers=[layer], vector=v.tolist(), coeff=coeff, positions=positions
                 )
             ]
         )
         for v in vectors
     ]
-    clean = logprobs(il.Graph())
+    clean = logprobs(Graph())
     steered = np.stack([logprobs(g) for g in graphs])
     dims = ("condition", "example", "target")
     coords = {"condition": names, "target": [str(t) for t in targets]}

@@ -17,11 +17,12 @@ import xarray as xr
 
 from interlace.analyses._data import as_vectors, fail, model_layers
 from interlace.analyses.lens import CHUNK_ROWS, decode_tokens, unembed
+from interlace.models.model import Model
 
 Score = Literal["cosine", "logit"]
 
 
-def value_vector(model: Any, layer: int, index: int) -> torch.Tensor:
+def value_vector(model: Model, layer: int, index: int) -> torch.Tensor:
     """MLP value vector ``W_out[layer][index]`` ``[d_model]`` (a copy)."""
     s = model.shape
     if not 0 <= layer < s.n_layers or not 0 <= index < s.d_mlp:
@@ -30,7 +31,7 @@ def value_vector(model: Any, layer: int, index: int) -> torch.Tensor:
     return model.weight("W_out", layer)[index].detach().clone()
 
 
-def _scores(model: Any, d: torch.Tensor, score: Score, final_norm: bool) -> torch.Tensor:
+def _scores(model: Model, d: torch.Tensor, score: Score, final_norm: bool) -> torch.Tensor:
     """``[n, vocab]`` scores of directions ``d`` ``[n, d_model]`` against every token."""
     w_u = model.weight("W_U").detach()
     d = d.to(device=w_u.device, dtype=w_u.dtype)
@@ -49,7 +50,7 @@ def _cosines(rows: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
 
 
 def project(
-    model: Any, direction: Any, k: int = 10, score: Score = "cosine", final_norm: bool = False
+    model: Model, direction: Any, k: int = 10, score: Score = "cosine", final_norm: bool = False
 ) -> xr.Dataset:
     """The ``k`` top and bottom tokens of each direction (width ``d_model``: a vector, a 2-D
     stack, or a DataArray whose leading dims are kept).
@@ -97,7 +98,7 @@ def project(
 
 
 def aligned_value_vectors(
-    model: Any,
+    model: Model,
     direction: Any,
     layers: Sequence[int] | None = None,
     k: int = 10,

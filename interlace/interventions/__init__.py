@@ -1,30 +1,18 @@
-"""The declarative layer: sites, intervention specs, graphs, validation, JSON/YAML round trip
-and content hashing. Data only: it imports neither torch nor nnsight (numpy and safetensors only
-when a vector file is read), so a graph can be written, checked and hashed without a model.
+"""The declarative layer: sites, intervention kinds, graphs, validation, JSON/YAML round trip
+and content hashing. Data only: it imports neither torch nor nnsight (numpy for the arrays a
+kind lowers to; safetensors only when a vector file is read), so a graph can be written,
+checked, hashed and lowered without a model.
 """
 
+from interlace.interventions import kinds
 from interlace.interventions.errors import Problem, ValidationError
-from interlace.interventions.graph import SCHEMA_VERSION, Graph
+from interlace.interventions.graph import SCHEMA_VERSION, Graph, validate_graph
+from interlace.interventions.kinds import *  # noqa: F403  (every kind, as registered there)
 from interlace.interventions.layers import Layers
 from interlace.interventions.positions import Positions, Slice, resolve_positions
 from interlace.interventions.readouts import AfterMatch, AtTokens, Every, ForkReadout
 from interlace.interventions.sites import RESIDUAL_SITES, SITES, ModelShape, SiteInfo, SiteName
-from interlace.interventions.specs import (
-    INTERVENTION_KINDS,
-    AblateHeads,
-    AddVector,
-    Capture,
-    Generate,
-    Intervention,
-    InterventionBase,
-    NegateValueVectors,
-    Patch,
-    ScaleValueVectors,
-    SteerKV,
-    ValueVectorEdit,
-    ZeroValueVectors,
-)
-from interlace.interventions.validation import validate_graph
+from interlace.interventions.specs import Capture, Generate
 from interlace.interventions.vectors import (
     StoreVector,
     VectorError,
@@ -34,12 +22,10 @@ from interlace.interventions.vectors import (
 )
 
 __all__ = [
-    "INTERVENTION_KINDS",
+    *kinds.__all__,
     "RESIDUAL_SITES",
     "SCHEMA_VERSION",
     "SITES",
-    "AblateHeads",
-    "AddVector",
     "AfterMatch",
     "AtTokens",
     "Every",
@@ -47,26 +33,18 @@ __all__ = [
     "Capture",
     "Generate",
     "Graph",
-    "Intervention",
-    "InterventionBase",
     "Layers",
     "ModelShape",
-    "NegateValueVectors",
-    "Patch",
     "Positions",
     "Problem",
-    "ScaleValueVectors",
     "SiteInfo",
     "SiteName",
     "Slice",
-    "SteerKV",
     "StoreVector",
     "ValidationError",
-    "ValueVectorEdit",
     "VectorError",
     "VectorFile",
     "VectorRef",
-    "ZeroValueVectors",
     "load_vector",
     "resolve_positions",
     "validate_graph",

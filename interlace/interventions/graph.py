@@ -18,11 +18,12 @@ import pydantic
 from typing_extensions import Self
 
 from interlace.interventions.base import Spec
-from interlace.interventions.errors import Problem, ValidationError, field_error
+from interlace.interventions.checks import Checks
+from interlace.interventions.errors import Problem, ValidationError, field_error, join_path
+from interlace.interventions.kinds import Intervention
 from interlace.interventions.readouts import ForkReadout
 from interlace.interventions.sites import ModelShape
-from interlace.interventions.specs import Capture, Generate, Intervention
-from interlace.interventions.validation import validate_graph
+from interlace.interventions.specs import Capture, Generate
 
 SCHEMA_VERSION = 1
 _FORMATS = {".yaml": "yaml", ".yml": "yaml", ".json": "json"}
@@ -69,8 +70,44 @@ class Graph(Spec):
         prompt_lengths: list[int] | None = None,
         base_dir: str | Path | None = None,
     ) -> None:
-        """Check this graph against a model; see :func:`~.validation.validate_graph`."""
+        """Check this graph against a model; see :func:`validate_graph`."""
         validate_graph(self, shape, prompt_lengths, base_dir)
+
+
+def validate_graph(
+    graph: Graph,
+    shape: ModelShape,
+    prompt_lengths: list[int] | None = None,
+    base_dir: str | Path | None = None,
+) -> None:
+    """Raise one :class:`ValidationError` listing every way ``graph`` does not fit the model.
+
+    Parsing already guarantees a well-formed document; this finds what cannot work on *this*
+    model and *these* prompts: layers, heads or value vectors that do not exist, vectors of the
+    wrong width (file vectors are loaded to check; an unreadable file is a problem, not a
+    crash), sites the model does not provide, explicit positions outside the shortest prompt,
+    ``"generated"`` positions without generation, and per-example source lists of the wrong
+    length. Each spec checks itself (``spec.check``) with the shared :class:`~.checks.Checks`.
+
+    ``prompt_lengths`` (real tokens per example), when given, lets explicit positions and
+    per-example source lists be checked; ``base_dir`` resolves relative vector file paths.
+    """
+    checks = Checks(
+        shape=shape,
+        shortest=min(prompt_lengths) if prompt_lengths else None,
+        n_examples=len(prompt_lengths) if prompt_lengths else None,
+        generates=graph.generate is not None,
+        base_dir=base_dir,
+    )
+    problems: list[Problem] = []
+    for section, specs in (("interventions", graph.interventions), ("capture", graph.capture)):
+        for index, spec in enumerate(specs):
+            path = f"{section}[{index}]"
+            where = join_path(path, "site") if "site" in type(spec).model_fields else path
+            problems.extend(checks.sites(spec.sites(), where))
+            problems.extend(spec.check(checks, path))
+    if problems:
+        raise ValidationError(problems)
 
 
 def _format(path: str | Path) -> str:

@@ -100,3 +100,9 @@ def resolve_positions(
         "last": range(total - 1, total) if total else range(0),
     }
     return list(keyword_ranges[positions])
+
+
+def covers_generated(positions: Positions) -> bool:
+    """Whether ``positions`` include tokens produced during generation (each new token is the
+    sequence's last, so ``last`` follows the generation)."""
+    return positions in ("all", "generated", "last")

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
+from interlace.interventions.errors import field_error
+
 SiteName = Literal[
     "embed",
     "resid_pre",
@@ -94,3 +96,12 @@ class ModelShape:
         d = asdict(self)
         d["sites"] = list(self.sites)
         return d
+
+
+def check_layered(site: str, layer: object, field: str) -> None:
+    """Per-layer sites need a layer; ``embed`` and ``logits`` take none (raised as a pydantic
+    error from a model validator)."""
+    if SITES[site].per_layer and layer is None:
+        raise field_error(field, f"site {site!r} needs {field}", "layer indices")
+    if not SITES[site].per_layer and layer is not None:
+        raise field_error(field, f"site {site!r} has no layers", "leave it out")

@@ -12,14 +12,12 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
+import numpy as np
 import pydantic
 
 from interlace.interventions.base import Spec
-
-if TYPE_CHECKING:
-    import numpy as np
 
 VECTOR_SUFFIXES = (".npy", ".safetensors")
 VECTOR_ALLOWED = (
@@ -133,8 +131,6 @@ def load_vector(
     ref: list[float] | VectorFile | StoreVector, base_dir: str | Path | None = None
 ) -> np.ndarray:
     """The vector as a 1-D float32 numpy array; :class:`VectorError` if it cannot be had."""
-    import numpy as np
-
     if isinstance(ref, StoreVector):
         raise VectorError(
             "vectors from an activation store are not supported yet (they arrive with the store); "
@@ -159,8 +155,6 @@ def load_vector(
 def _read(ref: VectorFile, base_dir: str | Path | None) -> np.ndarray:
     """The array stored in a vector file. Readers raise assorted exception types for damaged
     files, so any failure while reading is reported as a :class:`VectorError`."""
-    import numpy as np
-
     try:
         path = ref.resolve(base_dir)
         if not path.is_file():

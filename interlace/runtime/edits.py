@@ -1,9 +1,12 @@
-"""The tensor operations that interventions compile to: small pure-torch functions, called
-inside trace bodies (so they must depend on torch only: a remote server can import them or
-receive them by value).
+"""The tensor operations that interventions lower to (:data:`OPS`, by the name an
+:class:`interlace.interventions.Edit` gives): small pure-torch functions, called inside trace
+bodies (so they must depend on torch only: a remote server receives them by value).
 
-``x`` is a site's activation ``[batch, seq, width]``; ``mask`` a ``[batch, seq]`` bool of the
-positions to edit. Every function returns a new tensor and leaves ``x`` untouched.
+Every op has one signature, ``op(x, mask, **args) -> Tensor``: ``x`` is a site's activation
+``[batch, seq, width]`` (or a cached key/value tensor for the cache ops), ``mask`` a
+``[batch, seq]`` bool of the positions to edit, ``args`` the edit's own arguments. Site ops
+return a new tensor and leave ``x`` untouched; cache ops edit the cache in place (the cache is
+the state being steered) and return it.
 """
 
 from __future__ import annotations
@@ -40,8 +43,8 @@ def set_heads(
     x: torch.Tensor,
     mask: torch.Tensor,
     heads: torch.Tensor,
-    replacement: torch.Tensor,
     n_heads: int,
+    replacement: torch.Tensor,
 ) -> torch.Tensor:
     """Replace chosen heads of ``head_z`` (``[batch, seq, n_heads*head_dim]``) by
     ``replacement``, broadcastable to ``[batch, seq, n_heads, head_dim]``."""
@@ -53,8 +56,29 @@ def set_heads(
     return torch.where(where, new, z).reshape(x.shape)
 
 
-def scatter_positions(x: torch.Tensor, index: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
-    """``x`` with row b's positions ``index[b]`` replaced by ``values[b]`` (patching)."""
+def patch_heads(
+    x: torch.Tensor,
+    mask: torch.Tensor,
+    heads: torch.Tensor,
+    n_heads: int,
+    index: torch.Tensor,
+    values: torch.Tensor,
+) -> torch.Tensor:
+    """Replace chosen heads of ``head_z`` by a source run's: ``values[b]`` ``[k, n_heads *
+    head_dim]`` go to row b's positions ``index[b]``."""
+    source = _scatter(x, index, values).reshape(*x.shape[:-1], n_heads, -1)
+    return set_heads(x, mask, heads, n_heads, source)
+
+
+def scatter_positions(
+    x: torch.Tensor, mask: torch.Tensor, index: torch.Tensor, values: torch.Tensor
+) -> torch.Tensor:
+    """Patching: row b's positions ``index[b]`` take ``values[b]`` (where masked)."""
+    return torch.where(mask.to(x.device)[..., None], _scatter(x, index, values), x)
+
+
+def _scatter(x: torch.Tensor, index: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """``x`` with row b's positions ``index[b]`` replaced by ``values[b]``."""
     out = x.clone()
     rows = torch.arange(x.shape[0], device=x.device)[:, None].expand_as(index)
     out[rows, index.to(x.device)] = values.to(device=x.device, dtype=x.dtype)
@@ -62,19 +86,31 @@ def scatter_positions(x: torch.Tensor, index: torch.Tensor, values: torch.Tensor
 
 
 def add_to_cache(
-    cache: torch.Tensor,
+    x: torch.Tensor,
     mask: torch.Tensor,
     heads: torch.Tensor,
     vector: torch.Tensor,
     coeff: float,
-) -> None:
-    """Add ``coeff·vector`` to cached keys or values ``[batch, kv_heads, seq, head_dim]`` at the
-    masked positions of the chosen heads, in place (the cache is the state being steered)."""
-    v = coeff * vector.to(device=cache.device, dtype=cache.dtype)
-    pick = torch.zeros(cache.shape[1], dtype=torch.bool, device=cache.device)
-    pick[heads.to(cache.device)] = True
-    where = pick[None, :, None, None] & mask.to(cache.device)[:, None, :, None]
-    cache.add_(torch.where(where, v, torch.zeros_like(v)))
+) -> torch.Tensor:
+    """Add ``coeff·vector`` to cached keys or values ``x`` ``[batch, kv_heads, seq, head_dim]``
+    at the masked positions of the chosen heads, in place (the cache is the state being
+    steered)."""
+    v = coeff * vector.to(device=x.device, dtype=x.dtype)
+    pick = torch.zeros(x.shape[1], dtype=torch.bool, device=x.device)
+    pick[heads.to(x.device)] = True
+    where = pick[None, :, None, None] & mask.to(x.device)[:, None, :, None]
+    return x.add_(torch.where(where, v, torch.zeros_like(v)))
+
+
+OPS = {
+    "add_vector": add_vector,
+    "scale_neurons": scale_neurons,
+    "set_heads": set_heads,
+    "patch_heads": patch_heads,
+    "scatter_positions": scatter_positions,
+    "add_to_cache": add_to_cache,
+}
+"""Every op by name: what an edit's ``op`` names."""
 
 
 def gather_positions(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:

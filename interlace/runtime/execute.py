@@ -6,22 +6,9 @@ path. Nothing here imports interlace beyond :mod:`interlace.runtime.edits`, and 
 are registered with ``nnsight.register``: an NDIF server, which cannot import interlace,
 receives them by value and runs exactly the code that runs locally.
 
-Steps (keys of the dicts):
-
-- ``forward``: ``inputs`` (model keyword arguments), ``ops``, ``kv``, ``all_logits``,
-  ``n_heads``, ``keep_cache``.
-- ``generate``: as ``forward`` plus ``max_new_tokens``, ``sampling`` and ``seed``.
-- ``fork``: ``prefix`` (a forward step run with its KV cache kept) and ``chunks``, each a
-  forward step on packed suffixes over that cache with ``n`` (tokens to crop back afterwards)
-  and the rows to read (``rows``/``tokens`` for choices, ``last`` for the top-k); ``top_k``.
-  The cache never leaves the process that made it.
-
-An op visits one site (``path``, ``side``, ``softcap`` for the logits site): it reads the site
-once, applies its ``edits`` in order, writes the result back if anything changed, then gathers
-its ``captures`` ``(key, layer, index, dtype)``. In a generation the same ops run at every step:
-step 0 is the prompt's forward (with the edits' position masks), each later step one new token,
-edited where an edit is ``on_generated``. KV-cache edits apply to the cache right after the
-forward that wrote the entries, so the tokens that come later see them.
+The steps' format (keys, meanings) is documented and typed in one place,
+:mod:`interlace.runtime.steps`; this module only runs them. An edit names its op in
+:data:`interlace.runtime.edits.OPS`; every op has the signature ``op(x, mask, **args)``.
 """
 
 from __future__ import annotations
@@ -33,14 +20,7 @@ import nnsight
 import torch
 
 from interlace.runtime import edits
-from interlace.runtime.edits import (
-    add_to_cache,
-    add_vector,
-    gather_positions,
-    scale_neurons,
-    scatter_positions,
-    set_heads,
-)
+from interlace.runtime.edits import OPS, gather_positions
 
 
 def execute(nm: Any, steps: list[dict]) -> list[dict]:
@@ -65,7 +45,7 @@ def _write(envoy: Any, side: str, new: torch.Tensor, whole: Any) -> None:
         envoy.input = new
 
 
-def _apply(edit: dict, x: torch.Tensor, step: int, n_heads: int) -> torch.Tensor | None:
+def _apply(edit: dict, x: torch.Tensor, step: int) -> torch.Tensor | None:
     """``x`` after ``edit`` at generation ``step`` (0 = the prompt forward); None if it does not
     apply at this step."""
     if step == 0:
@@ -74,28 +54,20 @@ def _apply(edit: dict, x: torch.Tensor, step: int, n_heads: int) -> torch.Tensor
         mask = torch.ones(x.shape[:2], dtype=torch.bool)
     else:
         return None
-    fn = edit["fn"]
-    if fn == "add_vector":
-        return add_vector(x, mask, edit["vector"], edit["coeff"], edit["normalize"])
-    if fn == "scale_neurons":
-        return scale_neurons(x, mask, edit["indices"], edit["factor"])
-    if fn == "scatter_positions":
-        return scatter_positions(x, edit["index"], edit["values"])
-    if fn == "set_heads":
-        replacement = edit["replacement"]
-        if isinstance(replacement, tuple):  # patch: source values scattered at their positions
-            _, index, values = replacement
-            replacement = scatter_positions(x, index, values)
-            replacement = replacement.reshape(*x.shape[:-1], n_heads, -1)
-        return set_heads(x, mask, edit["heads"], replacement, n_heads)
-    raise ValueError(f"unknown edit {fn!r}")
+    return _op(edit["op"])(x, mask, **edit["args"])
 
 
-def _site_op(envoy: Any, op: dict, n_heads: int, saved: dict, step: int) -> None:
+def _op(name: str) -> Any:
+    if name not in OPS:
+        raise ValueError(f"unknown edit {name!r}")
+    return OPS[name]
+
+
+def _site_op(envoy: Any, op: dict, saved: dict, step: int) -> None:
     x, whole = _read(envoy, op["side"])
     changed = False
     for edit in op["edits"]:
-        new = _apply(edit, x, step, n_heads)
+        new = _apply(edit, x, step)
         if new is not None:
             x, changed = new, True
     if changed:
@@ -113,26 +85,26 @@ def _kv(nm: Any, kv: dict, saved: dict, step: int) -> None:
     if not kv["edits"] and not (kv["captures"] and step == 0):
         return
     cache = nm.output.past_key_values
-    for e in kv["edits"]:  # edits first: captures see them, as on every other site
-        _edit_cache(cache.layers[e["layer"]], e, step)
+    for edit in kv["edits"]:  # edits first: captures see them, as on every other site
+        _edit_cache(cache.layers[edit["layer"]], edit, step)
     if step == 0:
         for name, layer, key, index, dtype in kv["captures"]:
             t = getattr(cache.layers[layer], name).transpose(1, 2)  # [batch, seq, heads, dim]
             saved[(key, layer)] = gather_positions(t, index).to(dtype)
 
 
-def _edit_cache(layer_cache: Any, e: dict, step: int) -> None:
+def _edit_cache(layer_cache: Any, edit: dict, step: int) -> None:
     if step == 0:
-        mask = e["mask"]
-    elif e["on_generated"]:
-        mask = torch.zeros(layer_cache.keys.shape[0], layer_cache.keys.shape[2], dtype=torch.bool)
+        mask = edit["mask"]
+    elif edit["on_generated"]:
+        keys = layer_cache.keys
+        mask = torch.zeros(keys.shape[0], keys.shape[2], dtype=torch.bool)
         mask[:, -1] = True
     else:
         return
-    for name in e["names"]:
-        t = getattr(layer_cache, name)
-        m = mask if mask.shape[1] == t.shape[2] else _right_align(mask, t.shape[2])
-        add_to_cache(t, m, e["heads"], e["vector"], e["coeff"])
+    t = getattr(layer_cache, edit["name"])
+    m = mask if mask.shape[1] == t.shape[2] else _right_align(mask, t.shape[2])
+    _op(edit["op"])(t, m, **edit["args"])
 
 
 def _right_align(mask: torch.Tensor, width: int) -> torch.Tensor:
@@ -153,7 +125,7 @@ def forward(nm: Any, step: dict) -> dict:
     with nm.trace(**step["inputs"]):
         saved = nnsight.save({})
         for envoy, op in zip(envoys, step["ops"], strict=True):
-            _site_op(envoy, op, step["n_heads"], saved, 0)
+            _site_op(envoy, op, saved, 0)
         _logits(nm, saved, step["all_logits"])
         _kv(nm, step["kv"], saved, 0)
         if step["keep_cache"]:
@@ -176,7 +148,7 @@ def generate(nm: Any, step: dict) -> dict:
         saved = nnsight.save({})
         for i in t.iter[0:n]:
             for envoy, op in zip(envoys, step["ops"], strict=True):
-                _site_op(envoy, op, step["n_heads"], saved, i)
+                _site_op(envoy, op, saved, i)
             if i == 0:
                 _logits(nm, saved, step["all_logits"])
             _kv(nm, step["kv"], saved, i)

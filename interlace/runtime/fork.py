@@ -26,23 +26,20 @@ import torch
 import xarray as xr
 
 from interlace.interventions import (
-    AblateHeads,
-    AddVector,
     AfterMatch,
     AtTokens,
     Every,
     ForkReadout,
     Graph,
+    Intervention,
     Problem,
     ValidationError,
-    ValueVectorEdit,
 )
-from interlace.runtime.backend import LOCAL, Backend, as_backend, execute
+from interlace.models.model import Model
+from interlace.runtime.backend import LOCAL, Backend, execute
 from interlace.runtime.plan import compile_plan
-from interlace.runtime.prompts import ChatPrompt, Prompt, encode, encode_ids
-from interlace.runtime.steps import chunk_reads, fork_step, forward_step
-
-READOUT_INTERVENTIONS = (AddVector, ValueVectorEdit, AblateHeads)
+from interlace.runtime.prompts import encode_ids
+from interlace.runtime.steps import ForkStep, chunk_reads, fork_step, forward_step
 
 
 def tokens_of(tokenizer: Any, text: str) -> list[int]:
@@ -131,7 +128,8 @@ def plan_fork(
 
 
 def check_readout_interventions(graph: Graph, path: str = "interventions") -> None:
-    """The interventions a readout forward can apply: position-independent edits ('all')."""
+    """The interventions a readout forward can apply (each kind says: position-independent
+    edits, ``positions: all``)."""
     problems = [
         Problem(
             f"{path}[{i}]",
@@ -141,9 +139,7 @@ def check_readout_interventions(graph: Graph, path: str = "interventions") -> No
             "ablate_heads with positions 'all', or steer: generation",
         )
         for i, spec in enumerate(graph.interventions)
-        if not isinstance(spec, READOUT_INTERVENTIONS)
-        or spec.positions != "all"
-        or getattr(spec, "mode", "zero") == "patch"
+        if not spec.acts_in_readout()
     ]
     if problems:
         raise ValidationError(problems)
@@ -207,15 +203,15 @@ class ForkJob:
 
     readout: ForkReadout
     plan: ForkPlan
-    step: dict | None
+    step: ForkStep | None
     packs: list[Packed]
 
 
 def compile_fork(
-    model: Any,
+    model: Model,
     readout: ForkReadout,
     fp: ForkPlan,
-    interventions: list[Any],
+    interventions: list[Intervention],
     references: dict[int, Any] | None = None,
 ) -> ForkJob:
     """The fork step of one readout (``fp`` from :func:`plan_fork`): the prefix with its
@@ -251,7 +247,7 @@ def compile_fork(
     return ForkJob(readout, fp, fork_step(prefix_step, chunks, readout.top_k), packs)
 
 
-def run_forks(model: Any, jobs: list[ForkJob], backend: Backend = LOCAL) -> list[xr.Dataset]:
+def run_forks(model: Model, jobs: list[ForkJob], backend: Backend = LOCAL) -> list[xr.Dataset]:
     """Run fork jobs, all in one session (a remote server keeps every prefix cache to
     itself), and label each one's readout."""
     steps = [job.step for job in jobs if job.step is not None]
@@ -278,10 +274,10 @@ def run_forks(model: Any, jobs: list[ForkJob], backend: Backend = LOCAL) -> list
 
 
 def fork_readout(
-    model: Any,
+    model: Model,
     readout: ForkReadout,
     fp: ForkPlan,
-    interventions: list[Any],
+    interventions: list[Intervention],
     references: dict[int, Any] | None = None,
     backend: Backend = LOCAL,
 ) -> xr.Dataset:
@@ -332,43 +328,3 @@ def _dataset(
             "response_tokens": len(fp.response),
         },
     )
-
-
-def confidence(
-    model: Any,
-    prompt: Prompt,
-    readout: ForkReadout,
-    response: str | list[int] | None = None,
-    graph: Graph | None = None,
-    backend: str | Backend = "local",
-    host: str | None = None,
-) -> xr.Dataset:
-    """Answer confidence along ``response`` to ``prompt``.
-
-    A string prompt is wrapped in the chat template (``ChatPrompt(user=prompt)``); the response
-    is the assistant's text (tokenized on its own, or given as ids). Without a response,
-    ``graph`` must generate one: its interventions then apply as ``readout.steer`` says.
-    ``backend``/``host`` say where it runs (see :func:`interlace.run`).
-    """
-    from interlace.runtime.run import references, run
-
-    backend = as_backend(backend, host)
-    graph = graph or Graph()
-    if isinstance(prompt, str):
-        prompt = ChatPrompt(user=prompt)
-    if response is None:
-        if graph.generate is None:
-            raise ValueError("give a response, or a graph that generates one")
-        out = run(model, graph.model_copy(update={"readouts": [readout]}), [prompt], backend)
-        return out.readouts[0][readout.key]
-    prompt_ids = encode(model.tokenizer, [prompt]).input_ids[0].tolist()
-    response_ids = (
-        tokens_of(model.tokenizer, response) if isinstance(response, str) else list(response)
-    )
-    fp = plan_fork(model.tokenizer, readout, prompt_ids, response_ids, "readout")
-    steering = graph.interventions if readout.steer != "generation" else []
-    if steering:
-        check_readout_interventions(graph)
-    graph.validate(model.shape, prompt_lengths=[len(prompt_ids)])
-    refs = references(model, Graph(interventions=steering), None, backend)
-    return fork_readout(model, readout, fp, list(steering), refs, backend)

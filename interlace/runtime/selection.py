@@ -29,12 +29,6 @@ def prompt_mask(positions: PositionsSpec, batch: Batch) -> torch.Tensor:
     return mask
 
 
-def covers_generated(positions: PositionsSpec) -> bool:
-    """Whether positions include tokens produced during generation (each new token is the
-    sequence's last, so ``last`` follows the generation)."""
-    return positions in ("all", "generated", "last")
-
-
 @dataclass
 class Gather:
     """Padded indices ``[batch, k]`` to gather the selected positions, with validity and labels.

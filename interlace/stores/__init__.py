@@ -1,8 +1,10 @@
-"""The activation store: captured activations streamed into zarr, read back as labelled xarray.
+"""The store format: captured activations (or a study's results) in zarr, read back as
+labelled xarray. Reading a store imports neither torch nor nnsight.
 
-``cache`` (:mod:`.job`) writes a store, resumably; ``open_store`` (:mod:`.reader`) reads one
-lazily. The layout is described in :mod:`.schema`, the resume protocol in :mod:`.job`.
-Names are imported on first use, so that the command line starts without torch.
+The layout is :mod:`.schema`, the completion flags :mod:`.progress`, where a store lives
+:mod:`.location`, the hashes that identify what made it :mod:`.identity`; ``open_store`` and
+``describe`` (:mod:`.reader`) read one lazily. Stores are written by the jobs of
+:mod:`interlace.jobs` (``il.cache``, studies). Names are imported on first use.
 """
 
 from __future__ import annotations
@@ -12,8 +14,6 @@ from typing import Any
 
 _EXPORTS = {
     "StoreError": "interlace.stores.errors",
-    "CacheReport": "interlace.stores.job",
-    "cache": "interlace.stores.job",
     "describe": "interlace.stores.reader",
     "open_store": "interlace.stores.reader",
     "real_tokens": "interlace.stores.reader",

@@ -1,9 +1,10 @@
-"""What a caching job is, so that a rerun can tell its own store from another job's.
+"""The hashes that identify what made a store, so that a rerun can tell its own store from
+another job's (which attributes identify a job is the job's to say: :mod:`interlace.jobs`).
 
-A job is identified by what decides the stored numbers: the model's weights and tokenizer, the
-interventions (the graph's content hash), the dataset's records, and what is captured (sites,
-layers, positions, dtype). Names and paths are provenance, not identity: the bundled model
-loaded by alias or by directory is the same job. Library versions are recorded as provenance.
+A store records what decides its numbers -- the model's weights and tokenizer among them --
+as hashes, and names and paths as provenance: the bundled model loaded by alias or by
+directory is the same model. Library versions are recorded as provenance. Torch is imported
+only to hash weights, so reading a store never imports it.
 
 Weights hash: SHA-256 over every state-dict tensor's name, dtype and shape and a fixed sample of
 its values, :data:`SAMPLE` elements evenly strided through it (all of a smaller tensor). Its
@@ -20,9 +21,10 @@ import hashlib
 import json
 import platform
 from importlib import metadata
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 SAMPLE = 1 << 14
 LIBRARIES = (
@@ -35,34 +37,12 @@ LIBRARIES = (
     "numcodecs",
     "numpy",
 )
-IDENTITY_KEYS = (
-    "model_weights_sha256",
-    "tokenizer_sha256",
-    "adapter_family",
-    "graph_sha256",
-    "dataset_sha256",
-    "text_field",
-    "sites",
-    "layers",
-    "positions",
-    "dtype",
-)
-_WHAT = {  # identity key -> how a difference is named to the user
-    "model_weights_sha256": "model weights",
-    "tokenizer_sha256": "tokenizer",
-    "adapter_family": "model family",
-    "graph_sha256": "graph",
-    "dataset_sha256": "dataset",
-    "text_field": "text field",
-    "sites": "sites",
-    "layers": "layers",
-    "positions": "positions",
-    "dtype": "dtype",
-}
 
 
 def weights_hash(hf: torch.nn.Module) -> str:
     """SHA-256 of the state dict's names, dtypes, shapes and a strided sample of its values."""
+    import torch
+
     sha = hashlib.sha256()
     for name, tensor in sorted(hf.state_dict().items()):
         flat = tensor.detach().reshape(-1)
@@ -73,14 +53,6 @@ def weights_hash(hf: torch.nn.Module) -> str:
         sha.update(header)
         sha.update(flat.cpu().contiguous().view(torch.uint8).numpy().tobytes())
     return sha.hexdigest()
-
-
-def model_weights_id(model: Any) -> str:
-    """The weights' hash; for a model whose weights stay on a server (``load(remote=True)``),
-    the hash of what names them there."""
-    if model.has_weights:
-        return weights_hash(model.hf)
-    return hashlib.sha256(f"remote:{model.source}".encode()).hexdigest()
 
 
 def tokenizer_hash(tokenizer: Any) -> str:
@@ -110,25 +82,3 @@ def versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             out[lib] = "not installed"
     return out
-
-
-def identity(attrs: dict[str, Any]) -> dict[str, Any]:
-    """The identity part of a store's attributes."""
-    return {k: attrs.get(k) for k in IDENTITY_KEYS}
-
-
-def differences(stored: dict[str, Any], wanted: dict[str, Any]) -> list[str]:
-    """How the job in a store differs from the one asked for, one line per difference."""
-    lines = []
-    for key in IDENTITY_KEYS:
-        a, b = stored.get(key), wanted.get(key)
-        if a != b:
-            lines.append(f"{_WHAT[key]}: the store has {_short(a)}, this job {_short(b)}")
-    return lines
-
-
-def _short(value: Any) -> str:
-    text = json.dumps(value)
-    if isinstance(value, str) and len(value) == 64:  # a hash
-        return f"sha256 {value[:12]}"
-    return text if len(text) <= 80 else text[:77] + "..."

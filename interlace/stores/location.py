@@ -58,3 +58,12 @@ def remove_partial_files(store: Store) -> int:
     for f in stray:
         f.unlink(missing_ok=True)
     return len(stray)
+
+
+def human_bytes(n: float) -> str:
+    """A size in binary units, for people: ``human_bytes(3 << 20)`` is ``"3.0 MiB"``."""
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    raise AssertionError("unreachable: GiB ends the loop")

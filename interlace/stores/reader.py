@@ -28,6 +28,9 @@ from interlace.stores.schema import DTYPE_ATTR, from_bfloat16
 
 FORMAT = 1
 FORMAT_ATTR = "interlace_store"
+KIND_ATTR = "interlace_kind"
+"""What a store holds beside activations (``study``: a study's results); absent in an
+activation store."""
 SAFE_DATA_TYPES = {
     "bool",
     "int8",
@@ -127,7 +130,7 @@ def open_store(
     if not status["complete"] and not partial:
         raise StoreError(
             f"{path} is incomplete: {status['batches_done']} of {status['n_batches']} batches "
-            "are written. Rerun the same `interlace cache` command to finish it, or "
+            "are written. Run the same cache job again to finish it, or "
             "open_store(path, partial=True) to read the complete batches."
         )
     ds = xr.open_zarr(root.store, consolidated=False, chunks={}, zarr_format=3, decode_times=False)

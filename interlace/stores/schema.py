@@ -32,8 +32,9 @@ it to float32. Compression per dtype is :data:`CODECS` (measured in BENCHMARKS.m
 from __future__ import annotations
 
 import math
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import dask.array
 import numpy as np
@@ -44,7 +45,6 @@ from zarr.codecs import BloscCodec, ZstdCodec
 from interlace.interventions import Layers, ModelShape, Problem, Slice, ValidationError
 from interlace.interventions.layers import LAYERS_ALLOWED
 from interlace.interventions.sites import SITES
-from interlace.stores.dataset import STRING, FieldKind, coordinate_dtype
 
 DTYPES = ("float32", "float16", "bfloat16")
 CHUNK_BYTES = 4 << 20
@@ -65,6 +65,40 @@ _FILL: dict[str, Any] = {"float32": np.nan, "float16": np.nan, "bfloat16": BFLOA
 EXAMPLE_COORDS = ("prompt", "n_tokens")
 TOKEN_COORDS = ("token_index", "token_id", "token_str")
 POSITION_KEYWORDS = ("last", "all", "prompt")
+STRING = np.dtypes.StringDType()
+"""Text on disk: numpy's variable-width strings, stored by zarr as plain UTF-8."""
+FieldKind = Literal["bool", "int", "float", "str"]
+"""The coordinate type of a dataset's field (see :mod:`interlace.jobs.dataset`)."""
+_FIELD_DTYPES: dict[str, Any] = {
+    "bool": np.bool_,
+    "int": np.int64,
+    "float": np.float64,
+    "str": STRING,
+}
+_FIELD_FILLS: dict[str, Any] = {"bool": False, "int": 0, "float": np.nan, "str": ""}
+
+
+def coordinate_dtype(kind: FieldKind) -> Any:
+    """The dtype on disk of a field of this kind."""
+    return _FIELD_DTYPES[kind]
+
+
+@dataclass(frozen=True)
+class Batches:
+    """``n_examples`` examples in batches of ``size``, in order: the chunks along ``example``
+    (each batch writes chunks no other batch touches).
+
+    ``Batches(5, 2)[2]`` is ``slice(4, 5)``; ``len(Batches(5, 2))`` is 3."""
+
+    n_examples: int
+    size: int
+
+    def __len__(self) -> int:
+        return -(-self.n_examples // self.size)
+
+    def __getitem__(self, index: int) -> slice:
+        start = index * self.size
+        return slice(start, min(start + self.size, self.n_examples))
 
 
 @dataclass(frozen=True)
@@ -170,18 +204,13 @@ class Layout:
 
     selection: Selection
     shape: ModelShape
-    n_examples: int
-    batch_size: int
+    batches: Batches
     max_selected: int
     fields: dict[str, FieldKind]
 
     @property
-    def n_batches(self) -> int:
-        return math.ceil(self.n_examples / self.batch_size)
-
-    def batch_slice(self, index: int) -> slice:
-        start = index * self.batch_size
-        return slice(start, min(start + self.batch_size, self.n_examples))
+    def n_examples(self) -> int:
+        return self.batches.n_examples
 
     @property
     def position_labels(self) -> list[int] | None:
@@ -191,12 +220,6 @@ class Layout:
             return None
         return list(p) if isinstance(p, list) else list(range(self.max_selected))
 
-    def _token_dims(self) -> tuple[tuple[str, ...], tuple[int, ...]]:
-        labels = self.position_labels
-        if labels is None:
-            return ("example",), (self.n_examples,)
-        return ("example", "position"), (self.n_examples, len(labels))
-
     def site_var(self, site: str) -> Var:
         """A site's array. A chunk is one batch along ``example`` and whole along the site's
         own dims; along ``position``, then ``layer``, it takes as much as fits in
@@ -204,11 +227,12 @@ class Layout:
         info = SITES[site]
         dtype = self.selection.dtype
         width = self.shape.site_width(site)
-        unit = self.batch_size * math.prod(width) * np.dtype(_STORAGE[dtype]).itemsize
+        b = self.batches.size
+        unit = b * math.prod(width) * np.dtype(_STORAGE[dtype]).itemsize
         labels = self.position_labels
         n_pos = 1 if labels is None else len(labels)
         pos_chunk = max(1, min(n_pos, CHUNK_BYTES // unit))
-        axes = [("example", self.n_examples, self.batch_size)]
+        axes = [("example", self.n_examples, b)]
         if info.per_layer:
             n = len(self.selection.layers)
             axes.append(("layer", n, max(1, min(n, CHUNK_BYTES // (pos_chunk * unit)))))
@@ -221,39 +245,62 @@ class Layout:
 
     def variables(self) -> dict[str, Var]:
         """Every array written batch by batch: the sites and the per-example coordinates."""
-        b = self.batch_size
-        tdims, tshape = self._token_dims()
-        tchunks = (b,) + tshape[1:]
         out = {site: self.site_var(site) for site in self.selection.sites}
-        for name, kind in self.fields.items():
-            out[name] = _example_var(self.n_examples, b, coordinate_dtype(kind), _fill(kind))
-        out["prompt"] = _example_var(self.n_examples, b, STRING, "")
-        out["n_tokens"] = _example_var(self.n_examples, b, np.int32, 0)
-        out["token_index"] = Var(tdims, tshape, tchunks, np.int32, -1)
-        out["token_id"] = Var(tdims, tshape, tchunks, np.int32, -1)
-        out["token_str"] = Var(tdims, tshape, tchunks, STRING, "")
+        out.update(example_vars(self.fields, self.batches))
+        labels = self.position_labels
+        dims, shape = ("example",), (self.n_examples,)
+        if labels is not None:
+            dims, shape = ("example", "position"), (self.n_examples, len(labels))
+        chunks = (self.batches.size,) + shape[1:]
+        out["token_index"] = Var(dims, shape, chunks, np.int32, -1)
+        out["token_id"] = Var(dims, shape, chunks, np.int32, -1)
+        out["token_str"] = Var(dims, shape, chunks, STRING, "")
         return out
 
     def template(self, attrs: dict[str, Any]) -> tuple[xr.Dataset, dict[str, dict[str, Any]]]:
-        """An empty Dataset of the store's shape, and its zarr encoding: writing it with
-        ``compute=False`` creates every array and writes only the index coordinates. Each lazy
-        array is one dask chunk, so creating a store of any size builds a tiny graph."""
-        variables = self.variables()
-        arrays = {
-            name: xr.Variable(
-                v.dims, dask.array.zeros(v.shape, dtype=v.dtype, chunks=-1), attrs=v.attrs
-            )
-            for name, v in variables.items()
-        }
+        """An empty Dataset of the store's shape and its zarr encoding (see :func:`template`)."""
         coords: dict[str, Any] = {"example": np.arange(self.n_examples)}
         if any(SITES[s].per_layer for s in self.selection.sites):
             coords["layer"] = list(self.selection.layers)
         if self.position_labels is not None:
             coords["position"] = self.position_labels
-        coords.update({k: v for k, v in arrays.items() if k not in self.selection.sites})
-        data = {k: v for k, v in arrays.items() if k in self.selection.sites}
-        ds = xr.Dataset(data, coords=coords, attrs=attrs)
-        return ds, {name: v.encoding() for name, v in variables.items()}
+        return template(self.variables(), self.selection.sites, coords, attrs)
+
+
+def example_vars(fields: Mapping[str, FieldKind], batches: Batches) -> dict[str, Var]:
+    """The arrays along ``example`` every store has: the dataset's fields, ``prompt`` (the text
+    as tokenized) and ``n_tokens``; one chunk per batch."""
+    n, b = (batches.n_examples,), (batches.size,)
+    out = {
+        name: Var(("example",), n, b, _FIELD_DTYPES[kind], _FIELD_FILLS[kind])
+        for name, kind in fields.items()
+    }
+    out["prompt"] = Var(("example",), n, b, STRING, "")
+    out["n_tokens"] = Var(("example",), n, b, np.int32, 0)
+    return out
+
+
+def template(
+    variables: Mapping[str, Var],
+    data: Collection[str],
+    coords: Mapping[str, Any],
+    attrs: Mapping[str, Any],
+) -> tuple[xr.Dataset, dict[str, dict[str, Any]]]:
+    """An empty Dataset of these arrays -- ``data`` as its variables, the rest as coordinates
+    beside ``coords`` -- and its zarr encoding. Writing it with ``compute=False`` creates every
+    array and writes only ``coords``. Each lazy array is one dask chunk, so creating a store of
+    any size builds a tiny graph.
+
+    ``template({"x": Var(("example",), (4,), (2,), np.float32, np.nan)}, ["x"], {}, {})``"""
+    arrays = {
+        name: xr.Variable(
+            v.dims, dask.array.zeros(v.shape, dtype=v.dtype, chunks=-1), attrs=v.attrs
+        )
+        for name, v in variables.items()
+    }
+    coords = {**coords, **{k: a for k, a in arrays.items() if k not in data}}
+    ds = xr.Dataset({k: a for k, a in arrays.items() if k in data}, coords=coords, attrs=attrs)
+    return ds, {name: v.encoding() for name, v in variables.items()}
 
 
 def check_fields(fields: dict[str, FieldKind]) -> None:
@@ -282,21 +329,22 @@ def check_fields(fields: dict[str, FieldKind]) -> None:
 def to_disk(values: np.ndarray, dtype: str) -> np.ndarray:
     """Float32 activations (NaN padding) as stored: cast, or bfloat16 as uint16 bits."""
     if dtype == "bfloat16":
-        import torch
-
-        bits = torch.from_numpy(np.ascontiguousarray(values)).to(torch.bfloat16).view(torch.int16)
-        return bits.numpy().view(np.uint16)
+        return to_bfloat16(values)
     return values.astype(_STORAGE[dtype], copy=False)
+
+
+def to_bfloat16(values: np.ndarray) -> np.ndarray:
+    """Float32 -> bfloat16 bit patterns (uint16), rounded to nearest even as torch rounds
+    (every NaN becomes :data:`BFLOAT16_NAN`), in numpy alone.
+
+    ``to_bfloat16(np.float32([1.0]))`` is ``[0x3F80]``."""
+    bits = np.ascontiguousarray(values, dtype=np.float32).view(np.uint32)
+    rounded = (bits + (0x7FFF + ((bits >> 16) & 1))) >> 16  # carries into the exponent: exact
+    out = rounded.astype(np.uint16)
+    out[np.isnan(values)] = BFLOAT16_NAN
+    return out
 
 
 def from_bfloat16(bits: np.ndarray) -> np.ndarray:
     """bfloat16 bit patterns (uint16) -> float32, exactly."""
     return (bits.astype(np.uint32) << 16).view(np.float32)
-
-
-def _example_var(n: int, batch: int, dtype: Any, fill: Any) -> Var:
-    return Var(("example",), (n,), (batch,), dtype, fill)
-
-
-def _fill(kind: FieldKind) -> Any:
-    return {"bool": False, "int": 0, "float": np.nan, "str": ""}[kind]

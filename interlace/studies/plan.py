@@ -50,6 +50,8 @@ from interlace.interventions import (
     VectorFile,
 )
 from interlace.interventions.sites import SITES
+from interlace.stores.location import human_bytes
+from interlace.stores.schema import STRING, Batches, FieldKind, Var, example_vars
 from interlace.studies.conditions import (
     Points,
     build_graph,
@@ -66,25 +68,7 @@ from interlace.studies.spec import (
     UnembedVector,
 )
 
-STRING = np.dtypes.StringDType()
 _TEXT_BYTES = 64  # a guess at a stored string's size, for the dry run's estimate
-
-
-@dataclass(frozen=True)
-class Var:
-    """One array of the store: dims, shape and dtype; ``example_only`` arrays are per example
-    (not per condition and point)."""
-
-    dims: tuple[str, ...]
-    shape: tuple[int, ...]
-    dtype: Any
-    fill: Any
-    example_only: bool = False
-
-    @property
-    def nbytes(self) -> int:
-        size = _TEXT_BYTES if self.dtype is STRING else np.dtype(self.dtype).itemsize
-        return math.prod(self.shape) * size
 
 
 @dataclass(frozen=True)
@@ -109,10 +93,6 @@ class Plan:
     arrays: dict[str, Var]
     coords: dict[str, tuple[tuple[str, ...], list[Any]]]
 
-    def variables(self) -> dict[str, Var]:
-        """Every array written unit by unit (what the store's writer asks of a layout)."""
-        return self.arrays
-
     @property
     def n_examples(self) -> int:
         return len(self.records)
@@ -122,12 +102,17 @@ class Plan:
         return self.study.batch_size
 
     @property
-    def n_batches(self) -> int:
-        return -(-self.n_examples // self.batch_size)
+    def batches(self) -> Batches:
+        return Batches(self.n_examples, self.batch_size)
 
-    def batch_slice(self, batch: int) -> slice:
-        start = batch * self.batch_size
-        return slice(start, min(start + self.batch_size, self.n_examples))
+    @property
+    def n_batches(self) -> int:
+        return len(self.batches)
+
+    def per_example(self, name: str) -> bool:
+        """Whether an array is along ``example`` only (a coordinate: the same for every
+        condition and point), not a result."""
+        return self.arrays[name].dims == ("example",)
 
     @property
     def units(self) -> list[tuple[int, int]]:
@@ -151,7 +136,10 @@ class Plan:
 
     def store_bytes(self) -> int:
         """The store's size before compression (strings estimated)."""
-        return sum(v.nbytes for v in self.arrays.values())
+        return sum(
+            math.prod(v.shape) * (_TEXT_BYTES if v.dtype is STRING else np.dtype(v.dtype).itemsize)
+            for v in self.arrays.values()
+        )
 
     def describe(self) -> list[str]:
         """The plan in words, for ``--dry-run``."""
@@ -180,11 +168,11 @@ class Plan:
             "arrays:",
         ]
         for name, var in self.arrays.items():
-            if not var.example_only:
+            if not self.per_example(name):
                 shape = " x ".join(map(str, var.shape))
                 lines.append(f"  {name} {var.dims} [{shape}] {np.dtype(var.dtype)}")
-        lines.append(f"expected store size: {_size(self.store_bytes())} before compression")
-        out = study.out or "(no out: give --out)"
+        lines.append(f"expected store size: {human_bytes(self.store_bytes())} before compression")
+        out = study.out or "(none: give out)"
         lines.append(f"store: {out}")
         return lines
 
@@ -194,14 +182,6 @@ class Plan:
     def prefix_shape(self) -> tuple[int, ...]:
         sizes = [len(self.points.coords[d][1]) for d in self.points.dims]
         return (len(self.study.conditions), *sizes, self.n_examples)
-
-
-def _size(n: int) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    raise AssertionError
 
 
 def _dataset_name(study: Study) -> str:
@@ -224,7 +204,7 @@ def max_checkpoints(readout: ForkReadout, study: Study) -> int:
 
 def load_records(study: Study, base_dir: Path) -> list[dict[str, Any]]:
     """The study's dataset as records: generated, or read from its JSONL file."""
-    from interlace.stores.dataset import Dataset
+    from interlace.jobs.dataset import Dataset
 
     d = study.dataset
     if isinstance(d, FileDataset):
@@ -265,12 +245,12 @@ def load_records(study: Study, base_dir: Path) -> list[dict[str, Any]]:
 def plan_study(study: Study, shape: ModelShape, base_dir: str | Path = ".") -> Plan:
     """Check ``study`` against a model's ``shape`` and lay out its store; one
     :class:`ValidationError` with every problem found. Loads no weights."""
-    from interlace.stores.dataset import Dataset, FieldKinds
+    from interlace.jobs.dataset import Dataset, FieldKinds
 
     base_dir = Path(base_dir)
     problems: list[Problem] = []
     records: list[dict[str, Any]] = []
-    fields: dict[str, str] = {}
+    fields: dict[str, FieldKind] = {}
     try:
         records = load_records(study, base_dir)
         text_field = study.dataset.text_field if isinstance(study.dataset, FileDataset) else None
@@ -305,7 +285,7 @@ def plan_study(study: Study, shape: ModelShape, base_dir: str | Path = ".") -> P
         raise ValidationError(problems)
     plan = Plan(study, base_dir, shape, records, points, runs, {}, {})
     plan.arrays, plan.coords = _layout(plan, fields)
-    taken = {n for n, v in plan.arrays.items() if not v.example_only} | set(plan.coords)
+    taken = {n for n in plan.arrays if not plan.per_example(n)} | set(plan.coords)
     taken |= {"prompt", "n_tokens"}
     clashes = sorted(taken & set(fields))
     if clashes:
@@ -395,7 +375,7 @@ def _placeholders(study: Study, shape: ModelShape) -> tuple[dict[str, Any], list
 
 
 def _readout_problems(
-    study: Study, records: list[dict[str, Any]], fields: Mapping[str, str]
+    study: Study, records: list[dict[str, Any]], fields: Mapping[str, FieldKind]
 ) -> list[Problem]:
     problems: list[Problem] = []
     keys: dict[str, int] = {}
@@ -464,13 +444,14 @@ def _readout_problems(
 
 
 def _layout(
-    plan: Plan, fields: Mapping[str, str]
+    plan: Plan, fields: Mapping[str, FieldKind]
 ) -> tuple[dict[str, Var], dict[str, tuple[tuple[str, ...], list[Any]]]]:
-    """Every array of the store, and the coordinates that label its dims."""
-    from interlace.stores.dataset import coordinate_dtype
-
+    """Every array of the store, and the coordinates that label its dims. A chunk is one
+    condition, one point and one batch wide, so each unit writes chunks no other unit
+    touches."""
     study, shape = plan.study, plan.shape
     dims, size = plan.prefix_dims(), plan.prefix_shape()
+    lead = (1,) * (len(dims) - 1) + (plan.batch_size,)
     f32 = np.float32
     variables: dict[str, Var] = {}
     coords: dict[str, tuple[tuple[str, ...], list[Any]]] = {
@@ -484,8 +465,9 @@ def _layout(
     }
 
     def add(name: str, extra: tuple[tuple[str, int], ...], dtype: Any, fill: Any) -> None:
+        sizes = tuple(n for _, n in extra)
         variables[name] = Var(
-            dims + tuple(d for d, _ in extra), size + tuple(n for _, n in extra), dtype, fill
+            dims + tuple(d for d, _ in extra), size + sizes, lead + sizes, dtype, fill
         )
 
     for i, r in enumerate(study.readouts):
@@ -523,10 +505,5 @@ def _layout(
             trailing = SITES[r.site].trailing_dims
             extra += list(zip(trailing, shape.site_width(r.site), strict=True))
             add(key, tuple(extra), f32, np.nan)
-    n = plan.n_examples
-    for name, kind in fields.items():
-        fill = {"bool": False, "int": 0, "float": np.nan, "str": ""}[kind]
-        variables[name] = Var(("example",), (n,), coordinate_dtype(kind), fill, True)
-    variables["prompt"] = Var(("example",), (n,), STRING, "", True)
-    variables["n_tokens"] = Var(("example",), (n,), np.int32, 0, True)
+    variables.update(example_vars(fields, plan.batches))
     return variables, coords

@@ -15,8 +15,9 @@ from typing import Any
 import numpy as np
 
 from interlace.interventions import Capture, ForkReadout, Problem, ValidationError
-from interlace.runtime.run import RunResult
-from interlace.studies.plan import STRING, Plan
+from interlace.runtime.forward import RunResult
+from interlace.stores.schema import STRING
+from interlace.studies.plan import Plan
 from interlace.studies.scoring import extract, score
 from interlace.studies.spec import GenerationReadout, LogitsReadout
 

@@ -9,12 +9,15 @@ baseline is the same direction the analyses draw for the same seed and vector.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from interlace.interventions import Problem, ValidationError, VectorFile, load_vector
 from interlace.studies.spec import RandomVector, Study, UnembedVector
+
+if TYPE_CHECKING:
+    from interlace.models.model import Model
 
 
 def needs_weights(study: Study) -> bool:
@@ -22,7 +25,7 @@ def needs_weights(study: Study) -> bool:
     return any(isinstance(v, UnembedVector) for v in study.vectors.values())
 
 
-def resolve_vectors(study: Study, model: Any, base_dir: Path) -> dict[str, Any]:
+def resolve_vectors(study: Study, model: Model, base_dir: Path) -> dict[str, Any]:
     """Each named vector as graph data: a list of floats, or a vector file's fields."""
     from interlace.analyses.vectors import random_directions
 

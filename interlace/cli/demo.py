@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+
+from interlace.cli.common import console
 
 OUT = Path("interlace-demo")
 STUDY = """\
@@ -53,30 +54,35 @@ out: results.zarr
 """
 
 
-def run_demo(name: str, console: Any, out: Path = OUT) -> None:
-    """Run the demo study on ``name``, then its report and a probe, into ``out``."""
-    import interlace as il
+def run_demo(name: str, out: Path = OUT) -> None:
+    """Run the demo study on ``name``, then its report and a probe, into ``out``:
+    ``run_demo("smollm2-135m")``."""
     from interlace.analyses.plots import plot_probes
+    from interlace.analyses.probes import train_probes
     from interlace.datasets import arithmetic_statements
+    from interlace.jobs.cache import cache
+    from interlace.models.loading import load
+    from interlace.stores.reader import open_store
     from interlace.studies.execute import load_study, open_results, plan_for, run_study
     from interlace.studies.report import write_report
 
+    printer = console()
     t0 = time.time()
     out.mkdir(parents=True, exist_ok=True)
     file = out / "study.yaml"
     file.write_text(STUDY.format(model=name), encoding="utf-8")
     study, base_dir = load_study(file)
     for line in plan_for(study, base_dir).describe():
-        console.print(line, highlight=False)
-    model = il.load(name)
-    console.print(f"[bold]loaded[/bold] {model} in {time.time() - t0:.1f}s")
+        printer.print(line, highlight=False)
+    model = load(name)
+    printer.print(f"[bold]loaded[/bold] {model} in {time.time() - t0:.1f}s")
     report = run_study(file, model=model)
-    console.print(report.message(), highlight=False)
+    printer.print(report.message(), highlight=False)
 
     results = open_results(report.path).load()
     logprob = results["answer_logprob"]
     log_odds = (logprob.sel(answer_token="Yes") - logprob.sel(answer_token="No")).mean("example")
-    console.print("mean log-odds of the answer 'Yes' over 'No' (next token), by condition:")
+    printer.print("mean log-odds of the answer 'Yes' over 'No' (next token), by condition:")
     for condition in study.conditions:
         row = log_odds.sel(condition=condition)
         if bool(results["swept"].sel(condition=condition)):
@@ -86,9 +92,9 @@ def run_demo(name: str, console: Any, out: Path = OUT) -> None:
             )
         else:
             shown = f"{float(row.isel(coeff=0)):+.2f}"
-        console.print(f"  {condition:>20}  {shown}", highlight=False)
+        printer.print(f"  {condition:>20}  {shown}", highlight=False)
 
-    statements = il.cache(
+    statements = cache(
         model,
         arithmetic_statements(96, seed=1),
         out / "statements.zarr",
@@ -97,12 +103,12 @@ def run_demo(name: str, console: Any, out: Path = OUT) -> None:
         positions="last",
         batch_size=16,
     )
-    console.print(statements.message(), highlight=False)
-    probes = il.train_probes(il.open_store(out / "statements.zarr"), label="label", seed=0)
+    printer.print(statements.message(), highlight=False)
+    probes = train_probes(open_store(out / "statements.zarr"), label="label", seed=0)
     plot_probes(probes, out / "probe.png")
     accuracy = probes["accuracy"].sel(site="resid_post")
     layer = int(accuracy.idxmax("layer"))
-    console.print(
+    printer.print(
         f"probe of the residual (statement correct?): best layer {layer}, test accuracy "
         f"{float(accuracy.sel(layer=layer)):.2f} on {int((probes.split == 'test').sum())} "
         "held-out statements (chance 0.50)",
@@ -115,5 +121,5 @@ def run_demo(name: str, console: Any, out: Path = OUT) -> None:
             "token) of 96 worked statements (`statements.zarr`, made with `il.cache`) for "
             "`label` (the statement is correct).\n\n![probe](probe.png)\n"
         )
-    console.print(f"report: {path}")
-    console.print(f"[green]demo done[/green] in {time.time() - t0:.1f}s")
+    printer.print(f"report: {path}")
+    printer.print(f"[green]demo done[/green] in {time.time() - t0:.1f}s")

@@ -1,21 +1,16 @@
-"""``interlace study`` and ``interlace report``: thin commands over :mod:`interlace.studies`."""
+"""``interlace study``, ``interlace report`` and ``interlace demo``: run a study file, report
+its results, and the demo study end to end."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
-console = Console()
-
-
-def _fail(message: str, code: int = 2) -> None:
-    console.print(f"[red]error:[/red] {message}", highlight=False)
-    raise typer.Exit(code=code)
+from interlace.cli.common import ModelOption, console, fail
 
 
-def study_command(
+def study(
     file: Annotated[str, typer.Argument(help="A study file (.yaml/.yml/.json).")],
     out: Annotated[
         str | None, typer.Option("--out", "-o", help="The results store (overrides out:).")
@@ -42,24 +37,25 @@ def study_command(
     from interlace.studies.report import write_report
 
     try:
-        study, base_dir = load_study(file)
+        spec, base_dir = load_study(file)
         overrides = {k: v for k, v in (("backend", backend), ("host", host)) if v is not None}
-        study = study.model_copy(update=overrides) if overrides else study
+        spec = spec.model_copy(update=overrides) if overrides else spec
         if dry_run:
-            for line in plan_for(study, base_dir).describe():
+            for line in plan_for(spec, base_dir).describe():
                 print(line)
             return
         result = run_study(file, out=out, backend=backend, host=host)
-    except ValidationError as err:
-        _fail(f"{file} is not a valid study:\n{err}", code=1)
+    except ValidationError as err:  # its paths are the study file's fields, not flags
+        fail(f"{file} is not a valid study:\n{err}", code=1)
     except (StoreError, OSError) as err:
-        _fail(str(err))
-    console.print(result.message(), highlight=False)
+        fail(err)
+    printer = console()
+    printer.print(result.message(), highlight=False)
     if report:
-        console.print(f"report: {write_report(result.path)}", highlight=False)
+        printer.print(f"report: {write_report(result.path)}", highlight=False)
 
 
-def report_command(
+def report(
     results: Annotated[str, typer.Argument(help="A study's results store.")],
     out: Annotated[
         str | None,
@@ -75,5 +71,13 @@ def report_command(
     try:
         path = write_report(results, out)
     except StoreError as err:
-        _fail(str(err))
-    console.print(f"wrote {path}", highlight=False)
+        fail(err)
+    console().print(f"wrote {path}", highlight=False)
+
+
+def demo(model: ModelOption = "smollm2-135m") -> None:
+    """A small study on the bundled model (ablations, a steering sweep beside a random
+    direction, a confidence curve, a probe) into ./interlace-demo: store, report, plots."""
+    from interlace.cli.demo import run_demo
+
+    run_demo(model)

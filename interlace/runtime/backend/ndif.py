@@ -1,6 +1,6 @@
 """The NDIF backend: steps shipped to an NDIF server in one nnsight session.
 
-One call of :func:`run_session` is one remote job: a session whose body runs
+One call of :func:`run` is one remote job: a session whose body runs
 :func:`interlace.runtime.execute.execute` on the server's model. The body's code travels by
 value (registered with ``nnsight.register``), the steps' tensors travel once however many
 traces use them, and what comes back is only what the bodies saved.
@@ -14,54 +14,35 @@ header only; it is scrubbed from every message interlace raises.
 
 from __future__ import annotations
 
-import hashlib
-import importlib.abc
 import os
-import sys
 import time
-from typing import Any
+from importlib.metadata import version
 
-import torch
+import httpx
+from nnsight import CONFIG
+from nnsight.intervention.backends.display import StatusDisplay
+from nnsight.intervention.backends.remote import RemoteBackend, RemoteError
+from nnsight.modeling import huggingface
 
-from interlace.runtime.backend import Backend
-from interlace.runtime.execute import execute
-
-
-class NDIFError(RuntimeError):
-    """A remote run failed; the message says why and what to do."""
-
-
-class ServerUnavailable(NDIFError):
-    """The server could not be reached (or stayed overloaded) through every retry."""
-
-
-class ModelNotAvailable(NDIFError):
-    """The server does not know the model or cannot deploy it."""
-
-
-class RemoteJobError(NDIFError):
-    """The job raised on the server; the message holds the server's traceback."""
-
-
-class VersionSkew(NDIFError):
-    """The client's and the server's nnsight differ, so trace code may not run the same."""
-
-
-class ResultTooLarge(NDIFError):
-    """The results would exceed the backend's ``max_result_bytes``."""
+from interlace.models.model import Model
+from interlace.runtime.backend.base import Backend
+from interlace.runtime.backend.errors import (
+    ModelNotAvailable,
+    NDIFError,
+    RemoteJobError,
+    ServerUnavailable,
+    VersionSkew,
+)
+from interlace.runtime.backend.session import check_size, run_session, share_tensors
 
 
 def api_key() -> str | None:
     """The NDIF API key: ``NDIF_API_KEY``, else nnsight's configured key."""
-    from nnsight import CONFIG
-
     return os.environ.get("NDIF_API_KEY") or CONFIG.API.APIKEY or None
 
 
 def host_of(backend: Backend) -> str:
     """The server URL: the backend's, else ``NDIF_HOST``, else nnsight's configured host."""
-    from nnsight import CONFIG
-
     return (backend.host or os.environ.get("NDIF_HOST") or CONFIG.API.HOST).rstrip("/")
 
 
@@ -79,126 +60,35 @@ def seed_local_model_id(path: str) -> None:
     its id cache with the path itself skips the lookup. This is a private nnsight API
     (``nnsight.modeling.huggingface._ID_CACHE``), used here and nowhere else.
     """
-    from nnsight.modeling import huggingface
-
     huggingface._ID_CACHE[path] = path
 
 
-# ---- payload ---------------------------------------------------------------------------
-
-
-def share_tensors(obj: Any, seen: dict | None = None) -> Any:
-    """``obj`` (nested dicts, lists, tuples) with equal tensors replaced by one object, so the
-    serializer's memo sends each distinct tensor (a steering vector, a mask) once per session."""
-    seen = {} if seen is None else seen
-    if isinstance(obj, torch.Tensor):
-        raw = obj.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy()
-        key = (obj.dtype, tuple(obj.shape), hashlib.sha1(raw).digest())
-        return seen.setdefault(key, obj)
-    if isinstance(obj, dict):
-        return {k: share_tensors(v, seen) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [share_tensors(v, seen) for v in obj]
-    if isinstance(obj, tuple):
-        return tuple(share_tensors(v, seen) for v in obj)
-    return obj
-
-
-def _check_size(steps: list[dict], backend: Backend) -> None:
-    size = sum(step["result_bytes"] for step in steps)
-    if size > backend.max_result_bytes:
-        raise ResultTooLarge(
-            f"this run could send back {size / 2**20:.1f} MiB from the server, more than the "
-            f"limit of {backend.max_result_bytes / 2**20:.1f} MiB: capture fewer layers or "
-            "positions, use logits='last', or run fewer prompts at a time (smaller batches); "
-            "or raise Backend(max_result_bytes=...)"
-        )
-
-
-# ---- the session -----------------------------------------------------------------------
-
-
-def _session(nm: Any, steps: list[dict], remote: Any) -> list[dict]:
-    """One nnsight session whose body runs ``steps``; ``remote`` is nnsight's backend."""
-    import nnsight
-
-    with nm.session(backend=remote):
-        results = nnsight.save(execute(nm, steps))
-    return results
-
-
-class _NoInterlace(importlib.abc.MetaPathFinder):
-    """Makes ``import interlace`` fail, as on a server that does not have it."""
-
-    def find_spec(self, name: str, path: Any = None, target: Any = None) -> None:
-        if name == "interlace" or name.startswith("interlace."):
-            raise ModuleNotFoundError(f"No module named {name!r} (simulated NDIF server)")
-
-
-#: The test runner's modules. nnsight's simulation takes every module a server lacks out of
-#: ``sys.modules`` while it deserializes; pytest's import hook (on ``sys.meta_path``) then
-#: re-imports parts of pytest mid-test, and the suite saw ``_pytest`` without ``main``
-#: afterwards. Trace code never uses them, so they stay.
-_RUNNER_MODULES = {"_pytest", "pytest", "pluggy", "iniconfig", "hypothesis"}
-
-
-def _simulation(nm: Any) -> Any:
-    """nnsight's ``remote="local"`` backend, made strict: it hides modules found on
-    ``sys.path`` while it deserializes, but an editable install's import hook would still find
-    interlace; this one cannot."""
-    from nnsight.intervention.backends.local import LocalSimulationBackend
-
-    class StrictSimulation(LocalSimulationBackend):
-        def _hide_local_modules(self) -> dict:
-            hidden = super()._hide_local_modules()
-            modules = hidden["modules"]
-            for name in [n for n in modules if n.split(".")[0] in _RUNNER_MODULES]:
-                sys.modules[name] = modules.pop(name)
-            sys.meta_path.insert(0, _NO_INTERLACE)
-            return hidden
-
-        def _restore(self, hidden: dict) -> None:
-            sys.meta_path.remove(_NO_INTERLACE)
-            super()._restore(hidden)
-
-    return StrictSimulation(nm)
-
-
-_NO_INTERLACE = _NoInterlace()
-
-
-def _nnsight_backend(model: Any, backend: Backend) -> Any:
-    if backend.kind == "simulate":
-        return _simulation(model.nnsight)
-    from nnsight.intervention.backends.display import StatusDisplay
-    from nnsight.intervention.backends.remote import RemoteBackend
-
+def _remote(model: Model, backend: Backend) -> RemoteBackend:
+    """nnsight's backend for a request to the server."""
     remote = RemoteBackend(
         _model_key(model), host=host_of(backend), api_key=api_key(), blocking=True
     )
-    remote.display = StatusDisplay(enabled=False)  # no status lines on stdout (--json)
+    remote.display = StatusDisplay(enabled=False)  # no status lines on stdout (JSON output)
     return remote
 
 
-def _model_key(model: Any) -> str:
+def _model_key(model: Model) -> str:
     repo = model.nnsight.repo_id
     if repo and os.path.isdir(repo):
         seed_local_model_id(repo)
     return model.nnsight.to_model_key()
 
 
-def run_session(model: Any, steps: list[dict], backend: Backend) -> list[dict]:
-    """Run ``steps`` in one remote session (``ndif`` or ``simulate``), retrying transient
-    failures; one dict of results per step."""
-    _check_size(steps, backend)
+def run(model: Model, steps: list[dict], backend: Backend) -> list[dict]:
+    """Run ``steps`` in one session on the NDIF server, retrying transient failures; one dict
+    of results per step."""
+    check_size(steps, backend)
     steps = share_tensors(steps)
-    if backend.kind == "simulate":
-        return _session(model.nnsight, steps, _nnsight_backend(model, backend))
     host = host_of(backend)
     for attempt in range(backend.retries + 1):
         try:
             check_versions(host)
-            return _session(model.nnsight, steps, _nnsight_backend(model, backend))
+            return run_session(model.nnsight, steps, _remote(model, backend))
         except Exception as err:  # noqa: BLE001 - classified below, re-raised as NDIFError
             error = classify(err, host, model)
         if not isinstance(error, ServerUnavailable) or attempt == backend.retries:
@@ -209,15 +99,14 @@ def run_session(model: Any, steps: list[dict], backend: Backend) -> list[dict]:
 
 # ---- errors ----------------------------------------------------------------------------
 
+_HOST_HELP = "(the backend's host, else NDIF_HOST; a server of your own: see docs/remote.md)"
 # what NDIF answers when it cannot bring a model up (unknown, or failing to load)
 _DEPLOY_FAILURES = ("Error starting model", "Error provisioning model")
 _TRANSIENT_HTTP = ("502", "503", "504", "Bad Gateway", "Service Unavailable", "Gateway Timeout")
 
 
-def classify(err: BaseException, host: str, model: Any) -> NDIFError:
+def classify(err: BaseException, host: str, model: Model) -> NDIFError:
     """The :class:`NDIFError` that explains ``err`` (the API key scrubbed)."""
-    from nnsight.intervention.backends.remote import RemoteError
-
     text = scrub(f"{err}")
     if isinstance(err, NDIFError):
         return type(err)(text)
@@ -236,13 +125,12 @@ def classify(err: BaseException, host: str, model: Any) -> NDIFError:
     if _is_connection_error(err):
         return ServerUnavailable(
             f"cannot reach the NDIF server at {host} ({type(err).__name__}: {text}). Is it "
-            "running, and is the host right? (--host / NDIF_HOST; a local server: "
-            "bash tools/ndif/start.sh)"
+            f"running, and is the host right? {_HOST_HELP}"
         )
     return RemoteJobError(f"the remote run on {host} failed: {type(err).__name__}: {text}")
 
 
-def _refused(text: str, host: str, model: Any) -> NDIFError:
+def _refused(text: str, host: str, model: Model) -> NDIFError:
     lowered = text.lower()
     if "version" in lowered:
         return VersionSkew(f"the NDIF server at {host} refused this client: {text}")
@@ -251,7 +139,7 @@ def _refused(text: str, host: str, model: Any) -> NDIFError:
     return NDIFError(f"the NDIF server at {host} refused the request: {text}")
 
 
-def _model_unavailable(text: str, host: str, model: Any) -> ModelNotAvailable:
+def _model_unavailable(text: str, host: str, model: Model) -> ModelNotAvailable:
     return ModelNotAvailable(
         f"the NDIF server at {host} cannot run {model.nnsight.repo_id!r} ({text}). Is it a "
         f"model that server serves? {host}/status lists them; a server of your own serves "
@@ -260,8 +148,6 @@ def _model_unavailable(text: str, host: str, model: Any) -> ModelNotAvailable:
 
 
 def _is_connection_error(err: BaseException) -> bool:
-    import httpx
-
     try:
         import websocket
 
@@ -281,10 +167,6 @@ def check_versions(host: str) -> None:
     trace code is compiled by the client's nnsight and run by the server's."""
     if host in _CHECKED:
         return
-    from importlib.metadata import version
-
-    import httpx
-
     key = api_key()
     try:
         response = httpx.get(
@@ -293,8 +175,7 @@ def check_versions(host: str) -> None:
     except httpx.TransportError as err:
         raise ServerUnavailable(
             f"cannot reach the NDIF server at {host} ({type(err).__name__}: {scrub(str(err))}). "
-            "Is it running, and is the host right? (--host / NDIF_HOST; a local server: "
-            "bash tools/ndif/start.sh)"
+            f"Is it running, and is the host right? {_HOST_HELP}"
         ) from None
     if response.status_code >= 500:  # up but not ready (e.g. Ray reconnecting): retried
         raise ServerUnavailable(

@@ -1,5 +1,4 @@
-"""The store's commands: ``interlace cache`` and ``interlace store info``. Registered in
-:mod:`interlace.cli`; heavy imports wait until a command runs."""
+"""``interlace cache`` and ``interlace store info``: write an activation store, describe one."""
 
 from __future__ import annotations
 
@@ -8,23 +7,24 @@ from dataclasses import asdict
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from interlace.runtime.backend_cli import BackendName, BackendOption, HostOption
+from interlace.cli.common import (
+    BackendName,
+    BackendOption,
+    HostOption,
+    JsonFlag,
+    ModelOption,
+    console,
+    fail,
+    flagged,
+)
 
-console = Console()
 store_app = typer.Typer(help="Inspect activation stores.", no_args_is_help=True)
 
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 
-
-def _fail(message: str) -> None:
-    console.print(f"[red]error:[/red] {message}", highlight=False)
-    raise typer.Exit(code=2)
-
-
-def cache_command(
+def cache(
+    ctx: typer.Context,
     dataset: Annotated[
         str,
         typer.Option(
@@ -35,12 +35,10 @@ def cache_command(
     out: Annotated[
         str, typer.Option("--out", "-o", help="The store: a path or fsspec URL (STORE.zarr).")
     ],
-    model: Annotated[
-        str, typer.Option("--model", "-m", help="Model name, hub id, directory or .gguf file.")
-    ] = "smollm2-135m",
+    model: ModelOption = "smollm2-135m",
     layers: Annotated[str, typer.Option("--layers", help="all, 0-29, 8,12,16 ...")] = "all",
     positions: Annotated[
-        str, typer.Option("--positions", help="last, all, a list 0,-1, or a slice 1: / 2:-1:2.")
+        str, typer.Option("--positions", help="last, all, a list 0,-1, or a slice 1: / 2:-1 / ::2.")
     ] = "last",
     batch_size: Annotated[int, typer.Option("--batch-size", help="Examples per batch.")] = 8,
     dtype: Annotated[
@@ -59,14 +57,14 @@ def cache_command(
 ) -> None:
     """Cache activations of a dataset into a zarr store; rerun the same command to resume."""
     from interlace.interventions import ValidationError
+    from interlace.jobs.cache import cache as cache_store
     from interlace.models.adapters import UnsupportedArchitectureError
     from interlace.models.errors import ModelLoadError
-    from interlace.runtime.ndif import NDIFError
+    from interlace.runtime.backend import NDIFError
     from interlace.stores.errors import StoreError
-    from interlace.stores.job import cache
 
     try:
-        report = cache(
+        report = cache_store(
             model,
             dataset,
             out,
@@ -82,19 +80,19 @@ def cache_command(
             host=host,
         )
     except ValidationError as err:
-        _fail(f"nothing was run:\n{err}")
+        fail(f"nothing was run:\n{flagged(err, ctx)}")
     except (StoreError, ModelLoadError, UnsupportedArchitectureError, OSError, ValueError) as err:
-        _fail(str(err))
+        fail(err)
     except NDIFError as err:  # batches written so far stay: rerun the command to resume
-        _fail(f"{err}\nThe batches cached so far are kept: rerun the same command to resume.")
+        fail(f"{err}\nThe batches cached so far are kept: rerun the same command to resume.")
     if as_json:
         print(json.dumps(asdict(report), indent=2))
     else:
-        console.print(report.message(), highlight=False)
+        console().print(report.message(), highlight=False)
 
 
 @store_app.command("info")
-def info_command(
+def info(
     path: Annotated[str, typer.Argument(help="A store: a path or fsspec URL.")],
     as_json: JsonFlag = False,
 ) -> None:
@@ -105,17 +103,37 @@ def info_command(
     try:
         facts = describe(path)
     except StoreError as err:
-        _fail(str(err))
+        fail(err)
     if as_json:
         print(json.dumps(facts, indent=2, default=str))
         return
     _print_info(facts)
 
 
+PROVENANCE = (
+    "model",
+    "model_weights_sha256",
+    "tokenizer_sha256",
+    "adapter_family",
+    "graph_sha256",
+    "dataset",
+    "dataset_sha256",
+    "sites",
+    "layers",
+    "positions",
+    "dtype",
+    "batch_size",
+    "created",
+)
+
+
 def _print_info(facts: dict[str, Any]) -> None:
+    from interlace.stores.location import human_bytes
+
+    out = console()
     done = facts["completeness"]
     state = "[green]complete[/green]" if done["complete"] else "[yellow]incomplete[/yellow]"
-    console.print(
+    out.print(
         f"[bold]{facts['path']}[/bold]: {state}, {done['batches_done']}/{done['n_batches']} "
         f"batches, {done['examples_done']}/{done['n_examples']} examples"
     )
@@ -124,48 +142,26 @@ def _print_info(facts: dict[str, Any]) -> None:
         dims = ", ".join(f"{d}={n}" for d, n in s["dims"].items())
         codecs = ", ".join(_codec(c) for c in s["compressors"]) or "none"
         sites.add_row(
-            name, dims, s["dtype"], str(tuple(s["chunks"])), codecs, _size(s["raw_bytes"])
+            name, dims, s["dtype"], str(tuple(s["chunks"])), codecs, human_bytes(s["raw_bytes"])
         )
-    console.print(sites)
+    out.print(sites)
     disk, raw = facts["bytes_on_disk"], facts["raw_bytes"]
-    console.print(
-        f"on disk {_size(disk)} for {_size(raw)} of site arrays "
+    out.print(
+        f"on disk {human_bytes(disk)} for {human_bytes(raw)} of site arrays "
         f"(coordinates included on disk; ratio {raw / max(disk, 1):.2f})"
     )
-    console.print(
+    out.print(
         "coordinates: " + ", ".join(f"{k} ({', '.join(d)})" for k, d in facts["coords"].items())
     )
     p = facts["provenance"]
     table = Table("provenance", "value")
-    for key in (
-        "model",
-        "model_weights_sha256",
-        "tokenizer_sha256",
-        "adapter_family",
-        "graph_sha256",
-        "dataset",
-        "dataset_sha256",
-        "sites",
-        "layers",
-        "positions",
-        "dtype",
-        "batch_size",
-        "created",
-    ):
-        table.add_row(key, json.dumps(p.get(key)) if not isinstance(p.get(key), str) else p[key])
+    for key in PROVENANCE:
+        table.add_row(key, p[key] if isinstance(p.get(key), str) else json.dumps(p.get(key)))
     table.add_row("versions", ", ".join(f"{k} {v}" for k, v in p.get("versions", {}).items()))
-    console.print(table)
+    out.print(table)
 
 
 def _codec(config: dict[str, Any]) -> str:
     c = config.get("configuration", {})
     extra = "-".join(str(c[k]) for k in ("cname", "shuffle", "level") if k in c)
     return f"{config['name']}({extra})" if extra else config["name"]
-
-
-def _size(n: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n} B"

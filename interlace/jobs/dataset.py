@@ -1,4 +1,4 @@
-"""Datasets to cache: JSONL files (a path or fsspec URL) or lists of records, read lazily.
+"""Datasets a job reads: JSONL files (a path or fsspec URL) or lists of records, read lazily.
 
 Each record holds a prompt in its text field and any other fields, which become coordinates
 along ``example``. The text field is ``text_field`` when given, else ``text`` or ``messages``,
@@ -23,18 +23,16 @@ import json
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
 from interlace.interventions import Problem, ValidationError
-from interlace.runtime.prompts import ChatPrompt, Prompt, encode
+from interlace.runtime.prompts import Batch, ChatPrompt, Prompt, encode
 from interlace.runtime.selection import real_positions
+from interlace.stores.schema import STRING, FieldKind, coordinate_dtype
 
 TEXT_FIELDS = ("text", "messages")
-FieldKind = Literal["bool", "int", "float", "str"]
-STRING = np.dtypes.StringDType()
-_DTYPES: dict[str, Any] = {"bool": np.bool_, "int": np.int64, "float": np.float64, "str": STRING}
 
 
 @dataclass(frozen=True)
@@ -122,7 +120,7 @@ class Dataset:
             raise _fail(
                 where,
                 f"{what} (fields: {', '.join(map(str, rec)) or 'none'})",
-                "a 'text' or a 'messages' field, or name the text field (--text-field)",
+                "a 'text' or a 'messages' field, or name the text field (text_field)",
             )
         return present[0]
 
@@ -302,12 +300,20 @@ def field_arrays(
             values = [np.nan if v is None else v for v in values]
         elif kind == "str":
             values = [_text(v) for v in values]
-        out[name] = np.array(values, dtype=_DTYPES[kind])
+        out[name] = np.array(values, dtype=coordinate_dtype(kind))
     return out
 
 
-def coordinate_dtype(kind: FieldKind) -> Any:
-    return _DTYPES[kind]
+def example_arrays(
+    examples: Sequence[Example], kinds: Mapping[str, FieldKind], batch: Batch
+) -> dict[str, np.ndarray]:
+    """The per-example coordinates of one batch: its fields, ``prompt`` (the text as
+    tokenized, ``batch`` being the examples' prompts encoded) and ``n_tokens``."""
+    return {
+        **field_arrays(examples, kinds),
+        "prompt": np.array(batch.texts, dtype=STRING),
+        "n_tokens": np.array(batch.lengths, dtype=np.int32),
+    }
 
 
 def _kind(value: Any) -> str:

@@ -1,35 +1,33 @@
-"""The analyses' commands: ``interlace lens`` and ``interlace probe``. Registered in
-:mod:`interlace.cli`; heavy imports wait until a command runs."""
+"""``interlace lens`` and ``interlace probe``: the logit lens on a prompt, linear probes on a
+store."""
 
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich import box
+from rich.table import Table
 
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
-PlotOption = Annotated[
-    str | None, typer.Option("--plot", help="Also draw the result to this PNG file.")
-]
+from interlace.cli.common import JsonFlag, ModelOption, PlotOption, console, fail
+
+if TYPE_CHECKING:
+    import xarray as xr
+
+#: API fields named after the lens the --tuned directory holds.
+LENS_ALIASES = {"path": "tuned", "lens": "tuned"}
 
 
-def _fail(message: str) -> None:
-    from interlace.cli import _fail as fail
-
-    fail(message)
-
-
-def lens_command(
+def lens(
+    ctx: typer.Context,
     prompt: Annotated[str, typer.Option("--prompt", "-p", help="The text to read.")],
-    model: Annotated[
-        str, typer.Option("--model", "-m", help="Model name, hub id, directory or .gguf file.")
-    ] = "smollm2-135m",
-    target: Annotated[
+    model: ModelOption = "smollm2-135m",
+    targets: Annotated[
         list[str] | None,
         typer.Option("--target", "-t", help="A token to follow, e.g. ' Paris' (repeatable)."),
     ] = None,
-    top: Annotated[int, typer.Option("--top", help="Top tokens per cell in --json.")] = 3,
+    top_k: Annotated[int, typer.Option("--top", help="Top tokens per cell in --json.")] = 3,
     site: Annotated[str, typer.Option("--site", help="The residual-stream site.")] = "resid_post",
     tuned: Annotated[
         str | None, typer.Option("--tuned", help="A tuned lens directory to read through.")
@@ -38,19 +36,21 @@ def lens_command(
     as_json: JsonFlag = False,
 ) -> None:
     """Logit lens: what each layer would predict at each position (top-1 token per cell)."""
-    import interlace as il
     from interlace.analyses.lens import first_top1_layer, logit_lens
     from interlace.analyses.tuned_lens import TunedLens
     from interlace.interventions import ValidationError
+    from interlace.models.errors import ModelLoadError
+    from interlace.models.loading import load
 
-    m = il.load(model)
     try:
-        lens = TunedLens.load(tuned, m) if tuned else None
-        ds = logit_lens(m, prompt, target, top_k=top, site=site, lens=lens).isel(example=0)
-    except (ValidationError, OSError) as err:
-        _fail(str(err))
-    report = _lens_report(ds, prompt, model)
-    if target:
+        m = load(model)
+        translator = TunedLens.load(tuned, m) if tuned else None
+        ds = logit_lens(m, prompt, targets, top_k=top_k, site=site, lens=translator)
+    except (ValidationError, ModelLoadError, OSError) as err:
+        fail(err, ctx, LENS_ALIASES)
+    ds = ds.isel(example=0)
+    report = lens_report(ds, prompt, model)
+    if targets:
         first = first_top1_layer(ds).isel(position=-1)
         for t, entry in zip(report["targets"], first.values.tolist(), strict=True):
             t["first_top1_layer_at_last_position"] = entry
@@ -65,7 +65,9 @@ def lens_command(
     _print_lens(report)
 
 
-def _lens_report(ds: Any, prompt: str, model: str) -> dict[str, Any]:
+def lens_report(ds: xr.Dataset, prompt: str, model: str) -> dict[str, Any]:
+    """One example's lens as plain data: per layer and position the top tokens and the
+    targets' log-probabilities and ranks."""
     targets = [
         {"token": str(t), "id": int(i)}
         for t, i in zip(ds["target"].values, ds["target_id"].values, strict=True)
@@ -99,10 +101,6 @@ def _lens_report(ds: Any, prompt: str, model: str) -> dict[str, Any]:
 
 
 def _print_lens(report: dict[str, Any]) -> None:
-    from rich import box
-    from rich.console import Console
-    from rich.table import Table
-
     words = [repr(t) for t in report["tokens"]]
     table = Table("layer", *words, title=report["prompt"], box=box.SIMPLE_HEAD, pad_edge=False)
     for t in report["targets"]:
@@ -111,20 +109,21 @@ def _print_lens(report: dict[str, Any]) -> None:
         top = [repr(cell["top"][0]["token"]) for cell in row["positions"]]
         last = [f"{t['rank']} ({t['logprob']:.1f})" for t in row["positions"][-1]["targets"]]
         table.add_row(str(row["layer"]), *top, *last)
-    console = Console()
-    console.print(table)
+    out = console()
+    out.print(table)
     for t in report["targets"]:
         layer = t["first_top1_layer_at_last_position"]
         when = f"first top-1 at layer {layer}" if layer >= 0 else "never top-1"
-        console.print(f"{t['token']!r}: {when} (last position)", highlight=False)
+        out.print(f"{t['token']!r}: {when} (last position)", highlight=False)
     if "plot" in report:
-        console.print(f"wrote {report['plot']}")
+        out.print(f"wrote {report['plot']}", highlight=False)
 
 
-def probe_command(
+def probe(
+    ctx: typer.Context,
     store: Annotated[str, typer.Argument(help="An activation store (see `interlace cache`).")],
     label: Annotated[str, typer.Option("--label", "-l", help="A two-valued field to predict.")],
-    site: Annotated[
+    sites: Annotated[
         list[str] | None, typer.Option("--site", "-s", help="A site to probe (repeatable).")
     ] = None,
     position: Annotated[
@@ -145,14 +144,14 @@ def probe_command(
         data = open_store(store)
         if position is not None:
             if "position" not in data.dims:
-                _fail(f"{store} holds one position per example; leave --position out")
+                fail(f"{store} holds one position per example; leave --position out")
             held = data["position"].values.tolist()
             if position not in held:
-                _fail(f"position {position} is not in {store} (positions {held[0]}-{held[-1]})")
+                fail(f"position {position} is not in {store} (positions {held[0]}-{held[-1]})")
             data = data.sel(position=position)
-        result = train_probes(data, label, sites=site, test_fraction=test_fraction, seed=seed)
+        result = train_probes(data, label, sites=sites, test_fraction=test_fraction, seed=seed)
     except (ValidationError, StoreError, OSError) as err:
-        _fail(str(err))
+        fail(err, ctx, {"data": "store"})
     report = {
         "store": store,
         "label": label,
@@ -173,7 +172,7 @@ def probe_command(
     _print_probes(report)
 
 
-def _per_layer(result: Any) -> list[dict[str, Any]]:
+def _per_layer(result: xr.Dataset) -> list[dict[str, Any]]:
     metrics = ("accuracy", "auroc", "chance")
     return [
         {"layer": int(layer), **{m: float(result[m].sel(layer=layer)) for m in metrics}}
@@ -182,17 +181,14 @@ def _per_layer(result: Any) -> list[dict[str, Any]]:
 
 
 def _print_probes(report: dict[str, Any]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    console = Console()
+    out = console()
     for s, rows in report["sites"].items():
         table = Table("layer", "accuracy", "AUROC", "chance", title=f"{s}: {report['label']}")
         for r in rows:
             scores = [f"{r[m]:.3f}" for m in ("accuracy", "auroc", "chance")]
             table.add_row(str(r["layer"]), *scores)
-        console.print(table)
+        out.print(table)
         best = max(rows, key=lambda r: r["accuracy"])
-        console.print(f"best: layer {best['layer']}, accuracy {best['accuracy']:.3f}")
+        out.print(f"best: layer {best['layer']}, accuracy {best['accuracy']:.3f}")
     if "plot" in report:
-        console.print(f"wrote {report['plot']}")
+        out.print(f"wrote {report['plot']}", highlight=False)
