@@ -244,6 +244,7 @@ def test_tuned_lens_warns_on_another_unembedding(tiny_wrapped: Any, tmp_path: Pa
         empty.translate(0, x)
 
 
+@pytest.mark.slow
 def test_tuned_lens_refuses_data_without_the_last_layer(smollm2: Any, sentences: Any) -> None:
     with pytest.raises(il.ValidationError, match="lacks the model's last layer 29"):
         train_tuned_lens(smollm2, sentences.sel(layer=MIDDLE))
