@@ -7,6 +7,23 @@ from typing import Any
 
 import pytest
 
+FAST_LANE_TIMEOUT = 180  # s, fixtures included (the first load converts the bundled model)
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m "not slow" deselects
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The lanes: a test run on the bundled model by a ``"smollm2"`` parameter is slow (its tiny
+    random families run the same code in the fast lane); tests not marked slow (the fast lane,
+    ``-m "not slow"``) get a tighter timeout."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and any(
+            v == "smollm2" for v in callspec.params.values() if isinstance(v, str)
+        ):
+            item.add_marker(pytest.mark.slow)
+        if item.get_closest_marker("slow") is None and item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(FAST_LANE_TIMEOUT))
+
 
 @pytest.fixture(scope="session")
 def smollm2() -> Any:

@@ -64,6 +64,7 @@ def test_tuned_lens_kl_plot(tiny: Any, resid: xr.DataArray, tmp_path: Path) -> N
     assert_png(tmp_path / "kl.png")
 
 
+@pytest.mark.slow
 def test_probe_plot(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     label = np.arange(40) % 2 == 0

@@ -57,6 +57,7 @@ def test_probes_find_correctness_above_chance(arithmetic: xr.DataArray) -> None:
     assert (probes["split"] == "test").sum() == N // 4
 
 
+@pytest.mark.slow
 def test_probe_equals_scikit_learn_on_the_same_split(arithmetic: xr.DataArray) -> None:
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import roc_auc_score

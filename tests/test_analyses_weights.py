@@ -122,6 +122,7 @@ def test_value_vector_scores(smollm2: Any) -> None:
         direction_scores(smollm2, [1.0, 2.0])
 
 
+@pytest.mark.slow
 def test_a_model_against_itself_is_identical(smollm2: Any) -> None:
     same = compare_weights(smollm2, smollm2)
     assert same.sizes["matrix"] == 2 + 7 * 30

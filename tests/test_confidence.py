@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import reference as ref
 import torch
+from tolerance import assert_close, assert_ranks_agree
 
 import interlace as il
 from interlace.runtime.prompts import encode
@@ -63,6 +64,7 @@ def prompt_ids(smollm2: Any) -> list[int]:
     return encode(smollm2.tokenizer, [QUESTION]).input_ids[0].tolist()
 
 
+@pytest.mark.slow
 def test_fork_equals_the_slow_way(smollm2: Any, prompt_ids: list[int]) -> None:
     m = smollm2
     response = ids(m, RESPONSE)
@@ -80,14 +82,15 @@ def test_fork_equals_the_slow_way(smollm2: Any, prompt_ids: list[int]) -> None:
     lp = ds.logprob.values
     np.testing.assert_allclose(ds.mass.values, np.exp(lp).sum(1), rtol=1e-6)
     np.testing.assert_allclose(ds.prob.values.sum(1), 1.0, rtol=1e-6)
-    np.testing.assert_allclose(ds.log_odds.values, lp[:, 0] - lp[:, 1], rtol=1e-6)
+    assert_close(ds.log_odds.values, lp[:, 0] - lp[:, 1], rtol=1e-6)
     assert (ds.low_mass.values == (ds.mass.values < readout.min_mass)).all()
     assert ds.text.values[0] == m.tokenizer.decode(response[:10])
     # top tokens after the suffix are the slow way's argmax
     seq = prompt_ids + response[: points[-1]] + ids(m, SUFFIX)
-    assert int(ds.top_id.values[-1, 0]) == int(ref.logits(m.hf, seq)[-1].argmax())
+    assert_ranks_agree(0, ref.logits(m.hf, seq)[-1], ds.top_id.values[-1, :1], tol=1e-4)
 
 
+@pytest.mark.slow
 def test_chunking_does_not_change_the_numbers(smollm2: Any) -> None:
     small = il.ForkReadout(at=il.Every(every=7), suffix=SUFFIX, choices=CHOICES, chunk_size=2)
     whole = small.model_copy(update={"chunk_size": 100})
@@ -96,6 +99,7 @@ def test_chunking_does_not_change_the_numbers(smollm2: Any) -> None:
     np.testing.assert_allclose(a.logprob.values, b.logprob.values, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_checkpoints_after_each_match(smollm2: Any) -> None:
     m = smollm2
     readout = il.ForkReadout(
@@ -109,6 +113,7 @@ def test_checkpoints_after_each_match(smollm2: Any) -> None:
         assert not m.tokenizer.decode(response[: t - 1]).endswith("divisible by")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("steer", ["generation", "both"])
 def test_steered_generation_readout_equals_the_slow_way(
     smollm2: Any, prompt_ids: list[int], steer: str
@@ -144,6 +149,7 @@ def test_steered_generation_readout_equals_the_slow_way(
         assert np.abs(unsteered - slow).max() > 1e-2
 
 
+@pytest.mark.slow
 def test_batched_readouts_equal_single_ones(smollm2: Any) -> None:
     readout = il.ForkReadout(at=il.Every(every=4), suffix=SUFFIX, choices=CHOICES[:2])
     prompts = [

@@ -16,6 +16,7 @@ def smol() -> il.Model:
     return il.load()
 
 
+@pytest.mark.slow
 def test_greedy_chat_answer_stops_at_end_of_sequence(smol: il.Model) -> None:
     out = il.run(smol, il.Graph(generate=il.Generate(max_new_tokens=16)), [QUESTION])
     assert out.generated_text[0] == "The capital of France is Paris.<|im_end|>"
@@ -30,6 +31,7 @@ def test_greedy_chat_answer_stops_at_end_of_sequence(smol: il.Model) -> None:
     assert ids[: end + 1].tolist() == ref[0, enc.input_ids.shape[1]:].tolist()
 
 
+@pytest.mark.slow
 def test_seeded_sampling_repeats_and_seeds_differ(smol: il.Model) -> None:
     def sample(seed: int) -> list[int]:
         g = il.Graph(generate=il.Generate(max_new_tokens=12, do_sample=True, temperature=1.5,
@@ -41,6 +43,7 @@ def test_seeded_sampling_repeats_and_seeds_differ(smol: il.Model) -> None:
     assert any(sample(s) != first for s in (2, 3, 4))
 
 
+@pytest.mark.slow
 def test_stop_string_cuts_the_text(smol: il.Model) -> None:
     g = il.Graph(generate=il.Generate(max_new_tokens=16, stop=[" France"]))
     out = il.run(smol, g, [QUESTION])

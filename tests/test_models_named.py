@@ -99,6 +99,7 @@ def test_a_model_not_installed_names_the_install_command(
         il.load(GEMMA)
 
 
+@pytest.mark.slow
 def test_parameter_count_from_the_config(smollm2: Any, real_model: Any) -> None:
     """The estimate equals the weights actually loaded, to the norms and biases it leaves out."""
     for m in (smollm2, real_model):
@@ -137,6 +138,7 @@ def real_model(request: pytest.FixtureRequest) -> Any:
     return il.load(request.param)
 
 
+@pytest.mark.slow
 def test_gemma_gets_its_bos_and_answers_berlin() -> None:
     gemma = il.load(GEMMA)
     prompt = "The capital of France is Paris. The capital of Germany is"
@@ -148,6 +150,7 @@ def test_gemma_gets_its_bos_and_answers_berlin() -> None:
     assert gemma.tokenizer.decode([top]) == " Berlin"
 
 
+@pytest.mark.slow
 def test_qwen_adds_no_bos_and_has_untied_unembedding() -> None:
     qwen = il.load(QWEN)
     ids = qwen.tokenizer("Hello")["input_ids"]
@@ -157,6 +160,7 @@ def test_qwen_adds_no_bos_and_has_untied_unembedding() -> None:
     assert w_e.shape == w_u.shape and (w_e - w_u).abs().max() > 1e-3
 
 
+@pytest.mark.slow
 def test_a_base_model_without_chat_template_refuses_chat_prompts() -> None:
     gemma = il.load(GEMMA)
     with pytest.raises(ValueError, match="no chat template"):

@@ -16,6 +16,7 @@ def test_there_are_at_least_three_notebooks() -> None:
     assert len(NOTEBOOKS) >= 3, [p.name for p in NOTEBOOKS]
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(1200)
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_runs(path: Path, tmp_path: Path) -> None:

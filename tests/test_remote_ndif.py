@@ -31,6 +31,8 @@ from interlace.runtime.prompts import encode
 from interlace.runtime.steps import forward_step
 from interlace.stores import progress
 
+pytestmark = pytest.mark.slow  # a real server: not in the fast lane
+
 TOL = 1e-4
 FAKE_KEY = "ndif-test-key-8d41b7c3e2"
 DATA = [{"text": t} for t in (rc.P, rc.SIX, "Paris is the capital of", "Hi", "Once upon a time")]

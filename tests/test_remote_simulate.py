@@ -21,6 +21,7 @@ from interlace.runtime.prompts import encode
 from interlace.runtime.steps import forward_step
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(rc.CASES))
 def test_simulated_remote_equals_local(name: str, smollm2: Any) -> None:
     graph, prompts = rc.CASES[name](smollm2)
@@ -30,6 +31,7 @@ def test_simulated_remote_equals_local(name: str, smollm2: Any) -> None:
     rc.compare(local, simulated, tol=1e-6)
 
 
+@pytest.mark.slow
 def test_simulated_confidence_equals_local(smollm2: Any) -> None:
     response = "91 is 7 times 13, so it is not prime."
     kw = {"response": response, "graph": il.Graph(interventions=[rc._steer(smollm2)])}

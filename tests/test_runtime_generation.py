@@ -103,6 +103,7 @@ def test_steering_matches_hooked_generate(
     assert out.generated_text[0] == m.tokenizer.decode(expected)
 
 
+@pytest.mark.slow
 def test_unsteered_generation_matches_generate(smollm2: Any) -> None:
     """A chat prompt the instruct model answers briefly: the row ends at end-of-sequence, -1
     after it, exactly where ``generate`` stops."""
@@ -214,6 +215,7 @@ def test_steer_kv_matches_cache_edit(name: str, case: str, smollm2: Any, tiny_wr
     ref.assert_close_rel(out.logits.values[0], plain.logits.values[0], 1e-6)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("positions", ["prompt", "all", [0]])
 def test_batched_steer_kv_equals_unbatched(positions: Any, smollm2: Any) -> None:
     m = smollm2

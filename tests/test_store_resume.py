@@ -1,4 +1,4 @@
-"""Resuming: a job killed at random moments (SIGKILL) and resumed ends equal to an uninterrupted
+"""Resuming: a job killed at seeded moments (SIGKILL) and resumed ends equal to an uninterrupted
 run; a complete store is reused without a forward pass; a store of another job is refused.
 
 Model: a tiny random Llama with SmolLM2's tokenizer, rebuilt from its seed in every process, so
@@ -110,6 +110,7 @@ def assert_same_examples(got: xr.Dataset, want: xr.Dataset, examples: Any) -> No
             assert np.array_equal(a[k], b[k], equal_nan=a.dtype.kind == "f"), f"{name}, example {e}"
 
 
+@pytest.mark.slow
 def test_sigkill_at_random_moments_then_resume_equals_uninterrupted(
     model: Any, tmp_path: Path
 ) -> None:
@@ -125,7 +126,7 @@ def test_sigkill_at_random_moments_then_resume_equals_uninterrupted(
 
     out = tmp_path / "killed.zarr"
     command = [sys.executable, "-c", CHILD.format(job=JOB), str(data), str(out)]
-    seed = int.from_bytes(os.urandom(4), "little")
+    seed = 3  # fixed: the same kill points on every run (batches 0, 20, 42; the delays)
     rng = random.Random(seed)
     why = f"(random seed {seed})"
     errors = tmp_path / "child.err"

@@ -151,6 +151,7 @@ def _check(results: Any, where: dict[str, Any], expected: dict[str, np.ndarray])
             assert got.tolist() == want.tolist(), f"{name} {where}"
 
 
+@pytest.mark.slow
 def test_each_condition_equals_its_graph_run_alone(tiny: Any, results: Any) -> None:
     yes_row = tiny.weight("W_U")[_token(tiny, " Yes")].detach().double().numpy()
     baseline = _expected(tiny, _graph(tiny, []))
@@ -240,6 +241,7 @@ def _kill_study() -> dict:
     return data
 
 
+@pytest.mark.slow
 def test_a_killed_study_resumes_to_the_same_result(tmp_path: Path) -> None:
     file = tmp_path / "study.yaml"
     file.write_text(yaml.safe_dump(_kill_study(), sort_keys=False))
