@@ -9,16 +9,20 @@ import pytest
 
 FAST_LANE_TIMEOUT = 180  # s, fixtures included (the first load converts the bundled model)
 
+#: The real models a test may be parametrized over: the bundled one and the two named models the
+#: set-up installs (tools/dev.sh). A test run on one of them is slow.
+REAL_MODELS = ("smollm2", "gemma-3-270m", "qwen2.5-coder-0.5b-instruct")
+
 
 @pytest.hookimpl(tryfirst=True)  # before -m "not slow" deselects
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The lanes: a test run on the bundled model by a ``"smollm2"`` parameter is slow (its tiny
-    random families run the same code in the fast lane); tests not marked slow (the fast lane,
-    ``-m "not slow"``) get a tighter timeout."""
+    """The lanes: a test run on a real model by a parameter naming it (:data:`REAL_MODELS`) is
+    slow (its tiny random families run the same code in the fast lane); tests not marked slow
+    (the fast lane, ``-m "not slow"``) get a tighter timeout."""
     for item in items:
         callspec = getattr(item, "callspec", None)
         if callspec is not None and any(
-            v == "smollm2" for v in callspec.params.values() if isinstance(v, str)
+            v in REAL_MODELS for v in callspec.params.values() if isinstance(v, str)
         ):
             item.add_marker(pytest.mark.slow)
         if item.get_closest_marker("slow") is None and item.get_closest_marker("timeout") is None:
@@ -31,6 +35,22 @@ def smollm2() -> Any:
     import interlace as il
 
     return il.load()
+
+
+@pytest.fixture(scope="session")
+def named_model(smollm2: Any) -> Callable[[str], Any]:
+    """``named_model(name)``: a real model of :data:`REAL_MODELS` in float32, loaded once per
+    session; one that is not installed fails with the install command."""
+    import interlace as il
+
+    loaded: dict[str, Any] = {"smollm2": smollm2}
+
+    def get(name: str) -> Any:
+        if name not in loaded:
+            loaded[name] = il.load(name)
+        return loaded[name]
+
+    return get
 
 
 @pytest.fixture(scope="session")

@@ -63,6 +63,14 @@ MODULES: dict[str, Modules] = {
         o_proj="self_attn.o_proj",
         down="mlp.down_proj",
     ),
+    "gemma3_text": Modules(
+        layers="model.layers",
+        embed="model.embed_tokens",
+        attn_out="post_attention_layernorm",
+        mlp_out="post_feedforward_layernorm",
+        o_proj="self_attn.o_proj",
+        down="mlp.down_proj",
+    ),
     "gpt2": Modules(
         layers="transformer.h",
         embed="transformer.wte",

@@ -196,11 +196,25 @@ def _inference_mode():
         yield
 
 
-@pytest.fixture(scope="module", params=TINY_FAMILIES)
+REAL_MODELS = [
+    pytest.param(f"real:{name}", marks=pytest.mark.slow)
+    for name in ("gemma-3-270m", "qwen2.5-coder-0.5b-instruct")
+]
+
+
+@pytest.fixture(scope="module", params=[*TINY_FAMILIES, *REAL_MODELS])
 def tiny_family(request: pytest.FixtureRequest) -> Tiny:
-    """A tiny model of each family, run once with forward hooks on the modules in ``RAW``."""
-    family = request.param
-    model = tiny_model(family)
+    """A tiny model of each family, run once with forward hooks on the modules in ``RAW``; and
+    the two installed real models of other families than the bundled one (``real:NAME``):
+    real weights catch what random ones cannot (biases, untied unembeddings, q/k norms)."""
+    if request.param.startswith("real:"):
+        from interlace.models.loading import load
+
+        model = load(request.param.removeprefix("real:")).hf
+        family = model.config.model_type
+    else:
+        family = request.param
+        model = tiny_model(family)
     raw = RAW[family]
     vocab = model.config.get_text_config().vocab_size
     ids = torch.randint(0, vocab, (BATCH, SEQ), generator=torch.Generator().manual_seed(1))

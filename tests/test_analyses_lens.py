@@ -121,6 +121,36 @@ def test_logit_lens_equals_manual_norm_and_unembedding(smollm2: Any, eiffel: Any
     assert list(got["input_token"].values[:2]) == ["The", " E"]
 
 
+@pytest.mark.parametrize("name", ["gemma-3-270m", "qwen2.5-coder-0.5b-instruct"])
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_logit_lens_on_real_models_equals_the_norm_written_out(name: str, dtype: str) -> None:
+    """Gemma 3's final RMSNorm scales by ``1 + w`` (its weights are stored minus one) and its
+    unembedding is the embedding; Qwen's unembedding is its own matrix. Written out here from
+    the raw modules, in float64; in bfloat16 the lens accumulates in float32 and stays within
+    bfloat16's error of the float32 reference."""
+    model = il.load(name, dtype=dtype)
+    hf = model.hf
+    resid = torch.as_tensor(
+        capture(model, P, layers=[3, hf.config.num_hidden_layers - 1]).values[0]
+    )
+    norm, x = hf.model.norm, resid.double()
+    scale = 1.0 + norm.weight.double() if "gemma" in name else norm.weight.double()
+    eps = norm.eps if "gemma" in name else norm.variance_epsilon  # as each family spells it
+    with torch.inference_mode():
+        normed = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * scale
+        expected = torch.log_softmax(normed @ hf.lm_head.weight.double().T, -1)
+    got = logit_lens(model, P, [" Paris"], top_k=5, layers=[3, hf.config.num_hidden_layers - 1])
+    got = got.isel(example=0)
+    tol = 1e-4 if dtype == "float32" else 0.05 * float(expected.abs().max())
+    np.testing.assert_allclose(got["top_logprob"].values, expected.topk(5, -1).values, atol=tol)
+    if dtype == "float32":
+        assert_ranks_agree(np.arange(5), expected, got["top_id"].values, tol=1e-4)
+    if "qwen" in name:
+        assert not torch.equal(hf.lm_head.weight, hf.model.embed_tokens.weight)
+    else:
+        assert hf.lm_head.weight.data_ptr() == hf.model.embed_tokens.weight.data_ptr()
+
+
 @pytest.mark.slow
 def test_paris_becomes_top1_in_the_last_quarter(eiffel: Any) -> None:
     first = first_top1_layer(eiffel).isel(example=0, position=-1)
