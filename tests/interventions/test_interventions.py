@@ -38,7 +38,7 @@ from interlace.interventions import (
     validate_graph,
 )
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SHAPE = ModelShape(
     family="llama",
     n_layers=30,

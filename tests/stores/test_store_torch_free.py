@@ -15,7 +15,7 @@ from test_store_resume import tiny
 
 import interlace as il
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 HEAVY = {"nnsight", "torch", "transformers"}
 
 READ = textwrap.dedent(

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from interlace.cli import app
 
 runner = CliRunner()
-EXAMPLE = str(Path(__file__).parents[1] / "examples" / "ablate_and_steer.yaml")
+EXAMPLE = str(Path(__file__).parents[2] / "examples" / "ablate_and_steer.yaml")
 PROMPT = "The Eiffel Tower is in the city of"
 
 
@@ -132,7 +132,7 @@ def test_output_off_a_terminal_is_never_wrapped(tmp_path: Path) -> None:
     import sys
 
     out = tmp_path / ("a-directory-with-a-long-name-" * 4) / "results-of-the-run.zarr"
-    env = {**os.environ, "COLUMNS": "40", "PYTHONPATH": str(Path(__file__).parents[1])}
+    env = {**os.environ, "COLUMNS": "40", "PYTHONPATH": str(Path(__file__).parents[2])}
     command = ["run", EXAMPLE, "-p", PROMPT, "--tokens", " Paris", "--out", str(out)]
     done = subprocess.run(
         [sys.executable, "-c", "from interlace.cli import app; app()", *command],

@@ -15,7 +15,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 BLOCKED = ("torch", "nnsight", "transformers")
 
 SCRIPT = textwrap.dedent(

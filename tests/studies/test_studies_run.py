@@ -30,7 +30,7 @@ from interlace.stores.errors import StoreError
 from interlace.studies.execute import open_results, run_study
 from interlace.studies.spec import Study
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 N, BATCH, NEW = 5, 2, 6
 SUFFIX = " The answer is"
