@@ -95,3 +95,39 @@ def test_fork_readout_and_greedy_answer(pair: tuple[Any, Any]) -> None:
     texts = [il.run(m, answer, chat).generated_text[0] for m in pair]
     assert "Paris" in texts[0]
     assert texts[0] == texts[1]
+
+
+def test_a_bfloat16_model_caches_into_a_bfloat16_store(pair: tuple[Any, Any], tmp_path) -> None:
+    """The store holds exactly what the bfloat16 model computed (bfloat16 values are exact in
+    the store's bfloat16), at the stated distance from float32."""
+    f32, b16 = pair
+    records = [{"text": p} for p in PROMPTS]
+    il.cache(
+        b16,
+        records,
+        tmp_path / "b16.zarr",
+        sites="resid_post",
+        layers=[6, 20],
+        positions="last",
+        dtype="bfloat16",
+        batch_size=2,
+        progress=False,
+    )
+    store = il.open_store(tmp_path / "b16.zarr").load()
+    from interlace.stores import describe
+
+    facts = describe(tmp_path / "b16.zarr")
+    assert facts["sites"]["resid_post"]["dtype"] == "bfloat16", facts["sites"]
+    graph = il.Graph(
+        capture=[il.Capture(site="resid_post", layers=[6, 20], positions="last", dtype="bfloat16")]
+    )
+    expected = il.run(b16, graph, PROMPTS).captured["resid_post"].values
+    np.testing.assert_array_equal(store["resid_post"].values, expected)
+    reference = il.run(
+        f32,
+        graph.model_copy(
+            update={"capture": [graph.capture[0].model_copy(update={"dtype": "float32"})]}
+        ),
+        PROMPTS,
+    )
+    assert rel(reference.captured["resid_post"].values, expected) < RESID_REL
