@@ -12,6 +12,9 @@ from interlace.studies.execute import open_results
 
 
 @pytest.mark.slow
+# ~2.5 min alone; on torch's plain kernels (ATEN_CPU_CAPABILITY=default) with other jobs on the
+# cores it overran the default 600 s, so it gets a limit of its own
+@pytest.mark.timeout(1800)
 def test_demo_runs_end_to_end(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     out = CliRunner().invoke(app, ["demo"])
