@@ -51,26 +51,21 @@ _LLAMA = Modules(
     down="mlp.down_proj",
 )
 
+# Gemma 2 and 3 normalise each block's output before adding it to the residual stream
+_POST_NORM = Modules(
+    layers="model.layers",
+    embed="model.embed_tokens",
+    attn_out="post_attention_layernorm",
+    mlp_out="post_feedforward_layernorm",
+    o_proj="self_attn.o_proj",
+    down="mlp.down_proj",
+)
+
 MODULES: dict[str, Modules] = {
     "llama": _LLAMA,
     "qwen2": _LLAMA,
-    # Gemma 2 normalises each block's output before adding it to the residual stream
-    "gemma2": Modules(
-        layers="model.layers",
-        embed="model.embed_tokens",
-        attn_out="post_attention_layernorm",
-        mlp_out="post_feedforward_layernorm",
-        o_proj="self_attn.o_proj",
-        down="mlp.down_proj",
-    ),
-    "gemma3_text": Modules(
-        layers="model.layers",
-        embed="model.embed_tokens",
-        attn_out="post_attention_layernorm",
-        mlp_out="post_feedforward_layernorm",
-        o_proj="self_attn.o_proj",
-        down="mlp.down_proj",
-    ),
+    "gemma2": _POST_NORM,
+    "gemma3_text": _POST_NORM,
     "gpt2": Modules(
         layers="transformer.h",
         embed="transformer.wte",
